@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Renders the runtime model repository for THIS container (KIND_GPU when CUDA is
+# visible, KIND_CPU otherwise; instance counts and limits from HOMESEARCH_TRITON_*),
+# converts/caches weights on first start, then execs NVIDIA's tritonserver.
+set -euo pipefail
+REPO="${HOMESEARCH_TRITON_RENDERED_REPOSITORY:-/tmp/model_repository}"
+homesearch triton --render-only "$REPO" --device "${HOMESEARCH_TRITON_DEVICE:-auto}"
+exec tritonserver --model-repository="$REPO" \
+  --http-port=8000 --grpc-port=8001 --metrics-port=8002 \
+  --allow-metrics=true --allow-gpu-metrics=true "$@"
