@@ -1,0 +1,275 @@
+"""CatalogService: streaming Upsert and Delete of products.
+
+Per batch of ``ingest_batch_size`` streamed products: validate, hash, skip the
+unchanged (same content hash as indexed), embed the rest through the encoder
+client (passages for text, photos for images), then write the batch with one
+index upsert. Every product is one point, so each is all-or-nothing; a product
+that fails validation or embedding is reported and nothing of it is written.
+A stream cut mid-way writes the batches completed before the cut, never part
+of a product. Mixing model versions in one collection is refused with
+FAILED_PRECONDITION before anything is read.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from PIL import Image
+
+from homesearch.encoders.client import EncoderError, EncoderUnavailableError, InvalidInputError
+from homesearch.ranking.config import RankingSettings
+from homesearch.ranking.generation import CatalogState
+from homesearch.ranking.index.base import ModelMismatchError
+from homesearch.ranking.index.schema import (
+    IndexedProduct,
+    SparseVec,
+    build_payload,
+    content_hash,
+    normalize_attr_key,
+)
+from homesearch.ranking.metrics import INGEST_BATCH_SECONDS, INGEST_DELETED, INGEST_PRODUCTS
+from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_ID_BYTES = 256
+MAX_TEXT_CHARS = 20_000
+Image.MAX_IMAGE_PIXELS = 50_000_000  # decompression-bomb guard for catalog photos
+
+
+class ProductRejected(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Pending:
+    product: ranking_pb2.Product
+    content_hash: str = ""
+    text_vector: np.ndarray | None = None
+    image_vectors: list[np.ndarray] = field(default_factory=list)
+
+
+def passage_text(p: ranking_pb2.Product) -> str:
+    """The e5 passage for a product: title, category, attributes, description."""
+    attrs = "; ".join(f"{k}: {v}" for k, v in sorted(p.attributes.items()) if v.strip())
+    parts = [p.title.strip(), p.category.strip(), attrs, p.description.strip()]
+    return ". ".join(x for x in parts if x)
+
+
+def lexical_text(p: ranking_pb2.Product) -> str:
+    """Text BM25 indexes: title, category, attribute values, description."""
+    return " ".join(x for x in [p.title, p.category, *p.attributes.values(), p.description] if x.strip())
+
+
+def _product_fields(p: ranking_pb2.Product) -> dict:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "description": p.description,
+        "category": p.category,
+        "attributes": dict(sorted(p.attributes.items())),
+        "price": p.price if p.HasField("price") else None,
+        "currency": p.currency,
+        "in_stock": p.in_stock if p.HasField("in_stock") else None,
+        "image_uris": list(p.image_uris),
+    }
+
+
+class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, settings: RankingSettings, state: CatalogState, encoder) -> None:
+        self.settings = settings
+        self.state = state
+        self.encoder = encoder
+
+    # -- validation -----------------------------------------------------------------------
+    def _validate(self, p: ranking_pb2.Product) -> None:
+        s = self.settings
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        if not p.id or len(p.id.encode("utf-8")) > MAX_ID_BYTES:
+            raise ProductRejected(bad, f"id must be 1..{MAX_ID_BYTES} bytes")
+        if not p.title.strip():
+            raise ProductRejected(bad, "title is required")
+        if len(p.title) + len(p.description) > MAX_TEXT_CHARS:
+            raise ProductRejected(bad, f"title + description longer than {MAX_TEXT_CHARS} characters")
+        if p.HasField("price") and (not math.isfinite(p.price) or p.price < 0):
+            raise ProductRejected(bad, f"price must be a finite non-negative number, got {p.price}")
+        if len(p.images) > s.max_images_per_product:
+            raise ProductRejected(bad, f"more than {s.max_images_per_product} images")
+        if p.images and p.image_uris and len(p.images) != len(p.image_uris):
+            raise ProductRejected(bad, "images and image_uris differ in length")
+        for i, data in enumerate(p.images):
+            if len(data) > s.max_image_bytes:
+                raise ProductRejected(bad, f"image {i} larger than {s.max_image_bytes} bytes")
+            try:  # header + structure check; cheap, and a clear message before spending encoder time
+                with Image.open(io.BytesIO(data)) as im:
+                    im.verify()
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
+                raise ProductRejected(bad, f"image {i} is not a decodable image: {exc}") from None
+
+    # -- Upsert ---------------------------------------------------------------------------
+    def Upsert(self, request_iterator: Iterable[ranking_pb2.UpsertRequest], context: grpc.ServicerContext):
+        try:
+            model_version = self.encoder.model_info().model_version
+            self.state.check_model(model_version)
+        except ModelMismatchError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except EncoderUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"encoders unavailable: {exc}")
+        resp = ranking_pb2.UpsertResponse()
+        seen: set[str] = set()
+        batch: list[ranking_pb2.Product] = []
+        try:
+            for req in request_iterator:
+                p = req.product
+                if p.id in seen:
+                    self._fail(resp, p.id, grpc.StatusCode.INVALID_ARGUMENT, "duplicate product id in this stream")
+                    continue
+                seen.add(p.id)
+                batch.append(p)
+                if len(batch) >= self.settings.ingest_batch_size:
+                    self._process(batch, model_version, resp)
+                    batch = []
+            if batch:
+                self._process(batch, model_version, resp)
+        except EncoderUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"encoders unavailable: {exc}")
+        resp.index_generation = self.state.generation()
+        self.state.refresh_gauges()
+        log.info(
+            "upsert done",
+            extra={"upserted": resp.upserted, "unchanged": resp.unchanged, "failed": len(resp.failed)},
+        )
+        return resp
+
+    @staticmethod
+    def _fail(resp: ranking_pb2.UpsertResponse, pid: str, code: grpc.StatusCode, message: str) -> None:
+        resp.failed.append(ranking_pb2.ProductError(product_id=pid, code=code.name, message=message))
+        INGEST_PRODUCTS.labels("failed").inc()
+
+    def _process(self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse) -> None:
+        started = time.perf_counter()
+        pending: list[_Pending] = []
+        for p in batch:
+            try:
+                self._validate(p)
+            except ProductRejected as exc:
+                self._fail(resp, p.id, exc.code, str(exc))
+                continue
+            pending.append(_Pending(p, content_hash(_product_fields(p), list(p.images), model_version)))
+        existing = self.state.index.content_hashes([x.product.id for x in pending])
+        changed = []
+        for x in pending:
+            if existing.get(x.product.id) == x.content_hash:
+                resp.unchanged += 1
+                INGEST_PRODUCTS.labels("unchanged").inc()
+            else:
+                changed.append(x)
+        changed = self._embed_texts(changed, resp)
+        changed = self._embed_images(changed, resp)
+        if changed:
+            products = [self._indexed(x, model_version) for x in changed]
+            self.state.index.upsert(products)
+            keys = {k for x in products for k in x.payload.get("attr", {})}
+            self.state.record_write(keys)
+            resp.upserted += len(products)
+            INGEST_PRODUCTS.labels("upserted").inc(len(products))
+        INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _embed_texts(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
+        """Embeds passages; an input the encoder rejects fails its product only (retry the rest)."""
+        while items:
+            try:
+                vecs = self.encoder.embed_texts([passage_text(x.product) for x in items], mode="passage")
+            except InvalidInputError as exc:
+                bad = exc.index if exc.index is not None and 0 <= exc.index < len(items) else None
+                if bad is None:
+                    if len(items) == 1:
+                        bad = 0
+                    else:  # cannot tell which one: isolate by embedding one at a time
+                        return [y for x in items for y in self._embed_texts([x], resp)]
+                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT, f"text rejected: {exc}")
+                items = items[:bad] + items[bad + 1 :]
+                continue
+            for x, v in zip(items, np.asarray(vecs, dtype=np.float32)):
+                x.text_vector = v
+            return items
+        return items
+
+    def _embed_images(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
+        """Embeds every photo of the batch at once; a rejected photo fails its whole product."""
+        while True:
+            owners = [i for i, x in enumerate(items) for _ in x.product.images]
+            if not owners:
+                return items
+            flat = [img for x in items for img in x.product.images]
+            try:
+                vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
+            except InvalidInputError as exc:
+                if exc.index is not None and 0 <= exc.index < len(flat):
+                    bad = owners[exc.index]
+                elif len({*owners}) == 1:
+                    bad = owners[0]
+                else:
+                    with_images = [x for x in items if x.product.images]
+                    without = [x for x in items if not x.product.images]
+                    return without + [y for x in with_images for y in self._embed_images([x], resp)]
+                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT, f"image rejected: {exc}")
+                items = items[:bad] + items[bad + 1 :]
+                continue
+            for i, v in zip(owners, vecs):
+                items[i].image_vectors.append(v)
+            return items
+
+    def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
+        from homesearch.ranking.language import bm25_document_vector, enrich_document
+
+        p = x.product
+        sparse = bm25_document_vector(enrich_document(lexical_text(p)))
+        uris = list(p.image_uris)
+        payload = build_payload(
+            product_id=p.id,
+            title=p.title,
+            description=p.description,
+            category=p.category,
+            attributes={k: v for k, v in p.attributes.items() if normalize_attr_key(k)},
+            price=p.price if p.HasField("price") else None,
+            currency=p.currency,
+            in_stock=p.in_stock if p.HasField("in_stock") else None,
+            image_uris=uris,
+            n_images=len(p.images),
+            content_hash=x.content_hash,
+            model_version=model_version,
+        )
+        return IndexedProduct(
+            product_id=p.id,
+            text_vector=x.text_vector.tolist(),
+            image_vectors=[v.tolist() for v in x.image_vectors],
+            bm25=SparseVec(list(sparse.indices), list(sparse.values)),
+            payload=payload,
+        )
+
+    # -- Delete ---------------------------------------------------------------------------
+    def Delete(self, request: ranking_pb2.DeleteRequest, context: grpc.ServicerContext):
+        ids = list(dict.fromkeys(pid for pid in request.product_ids if pid))
+        deleted = self.state.index.delete(ids)
+        generation = self.state.record_write() if deleted else self.state.generation()
+        INGEST_DELETED.inc(len(deleted))
+        self.state.refresh_gauges()
+        gone = set(deleted)
+        return ranking_pb2.DeleteResponse(
+            deleted=len(deleted), not_found=[pid for pid in ids if pid not in gone], index_generation=generation
+        )
+
+
+def iter_requests(products: Iterable[ranking_pb2.Product]) -> Iterator[ranking_pb2.UpsertRequest]:
+    for p in products:
+        yield ranking_pb2.UpsertRequest(product=p)

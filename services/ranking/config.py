@@ -1,0 +1,95 @@
+"""Ranking service configuration: one pydantic-settings model, env prefix ``HOMESEARCH_RANKING_``.
+
+Everything tunable lives here so deployment (env), the CLI (flags) and tests
+(constructor kwargs) configure the same object. Fusion defaults sit in one
+nested model so whoever tunes them on a dev split edits one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FusionDefaults(BaseModel):
+    """Signal weights and fusion method used when a request leaves them unset.
+
+    Weights apply to per-signal *normalised* scores (see ``fusion.py``): raw
+    cosines of different signals are not comparable (image cosines spread ~2.5x
+    more than text cosines), so raw-score fusion lets the weakest signal win.
+    """
+
+    method: Literal["weighted", "rrf"] = "weighted"
+    text_weight: float = 0.5
+    image_weight: float = 0.15
+    lexical_weight: float = 0.35
+    # Image-only queries: image->image dominates, image->product-text helps a little.
+    image_query_image_weight: float = 0.8
+    image_query_text_weight: float = 0.2
+    # Image+text queries ("this sofa, but in green"): the photo carries most of the intent.
+    mixed_query_text_weight: float = 0.35
+    mixed_query_image_weight: float = 0.45
+    mixed_query_lexical_weight: float = 0.2
+    # Per-signal score normalisation over the candidate pool for dense signals: dbsf | minmax | zscore.
+    normalization: Literal["dbsf", "minmax", "zscore"] = "dbsf"
+    # BM25 has a true zero (no term matched), so it is scaled by the best match: s / max.
+    lexical_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
+    rrf_k: int = 60
+    # Image+text queries: the image signal is searched with normalise(a*text + (1-a)*image).
+    mix_text_share: float = 0.3
+    # Candidates fetched per signal: max(min_candidates, candidate_factor * (offset + top_k)).
+    min_candidates: int = 50
+    candidate_factor: int = 3
+    hnsw_ef: int = 128
+
+
+class RankingSettings(BaseSettings):
+    """Process configuration (env ``HOMESEARCH_RANKING_<FIELD>``, nested with ``__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOMESEARCH_RANKING_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    listen: str = "127.0.0.1:50052"
+    metrics_port: int = 0
+    max_workers: int = 16
+
+    # Index
+    backend: Literal["edge", "server"] = "edge"
+    data_dir: Path = Path("./var/index")
+    collection: str = "products"
+    qdrant_url: str = "http://127.0.0.1:6333"
+    qdrant_api_key: str | None = None
+    shards: int = 1
+    replicas: int = 1
+    write_consistency: int = 1
+    catalog_language: str = "en"
+
+    # Encoders (Triton)
+    triton_url: str = "127.0.0.1:8001"
+    encoder_timeout_s: float = 10.0
+    encoder_startup_timeout_s: float = 120.0
+
+    # Cache (Redis/Valkey); empty URL disables the cache.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.05
+    cache_prefix: str = "hs"
+    embedding_cache_ttl_s: int = 7 * 24 * 3600
+    result_cache_ttl_s: int = 300
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 5.0
+
+    # Ingestion
+    ingest_batch_size: int = 32
+    max_images_per_product: int = 8
+    max_image_bytes: int = 10 * 1024 * 1024
+
+    # Request limits (the gateway enforces the public ones; these guard direct callers)
+    max_top_k: int = 100
+    max_offset: int = 1000
+    max_text_chars: int = 1000
+
+    fusion: FusionDefaults = Field(default_factory=FusionDefaults)

@@ -1,0 +1,88 @@
+"""The small typed interface the ranking service needs from a vector index.
+
+Two backends implement it (``edge.py``: Qdrant Edge in-process, ``server.py``:
+qdrant-client against a Qdrant server/cluster); configuration alone picks one.
+Keeping the surface this narrow is what lets the same service, fusion and tests
+run on both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+from homesearch.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery
+
+
+class ModelMismatchError(RuntimeError):
+    """The index holds embeddings of another encoder model version than the one in use."""
+
+    def __init__(self, index_version: str, encoder_version: str) -> None:
+        super().__init__(
+            f"index was built with model version {index_version!r} but the encoders serve "
+            f"{encoder_version!r}; embeddings of different models cannot be mixed in one "
+            "collection: re-index into a new collection or data dir"
+        )
+        self.index_version = index_version
+        self.encoder_version = encoder_version
+
+
+@dataclass
+class IndexMeta:
+    """Collection-level facts persisted with the index (not per point).
+
+    ``generation`` is bumped after every catalog change that wrote something and
+    once per open, so a result cached before a crash between write and bump can
+    never be served again. ``attribute_keys`` lets Rank reject unknown filter keys.
+    """
+
+    model_version: str = ""
+    dim: int = 0
+    generation: int = 0
+    attribute_keys: list[str] = field(default_factory=list)
+    catalog_language: str = "en"
+    schema_version: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "IndexMeta":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Product index operations. Implementations are thread-safe."""
+
+    backend: str
+
+    @property
+    def meta(self) -> IndexMeta: ...
+
+    def ensure_collection(self, dim: int) -> None:
+        """Creates vectors/indexes if missing (idempotent). ``dim`` is the embedding size."""
+
+    def save_meta(self, meta: IndexMeta) -> None:
+        """Persists collection metadata (atomically)."""
+
+    def upsert(self, products: list[IndexedProduct]) -> None:
+        """Writes whole products (one point each: vectors + payload at once)."""
+
+    def delete(self, product_ids: list[str]) -> list[str]:
+        """Removes products with every vector; returns the ids that existed."""
+
+    def content_hashes(self, product_ids: list[str]) -> dict[str, str]:
+        """``product_id -> content_hash`` for the ids present in the index."""
+
+    def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
+        """Runs all signal queries in one round trip; one candidate list per query."""
+
+    def count(self) -> int: ...
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk, or -1 when unknown (remote server)."""
+
+    def close(self) -> None:
+        """Flushes and releases resources (idempotent)."""

@@ -1,0 +1,237 @@
+"""Embedded backend: Qdrant Edge (the Qdrant engine in-process), persistent on disk.
+
+Layout under ``data_dir/<collection>/``: ``shard/`` (Qdrant segments + WAL) and
+``meta.json`` (collection metadata, replaced atomically). Edge has no
+collection-metadata API of its own, and a sidecar file written with
+rename-over keeps the shard format identical to the server's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import qdrant_edge as qe
+
+from homesearch.ranking.index.base import IndexMeta
+from homesearch.ranking.index.schema import (
+    ATTR_PREFIX,
+    BM25_VECTOR,
+    FLOAT_FIELDS,
+    IMAGE_VECTOR,
+    KEYWORD_FIELDS,
+    STOCK_IN,
+    TEXT_VECTOR,
+    Candidate,
+    IndexedProduct,
+    SearchFilter,
+    SignalQuery,
+    attr_field,
+    normalize_value,
+    point_id,
+)
+
+log = logging.getLogger(__name__)
+
+_RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images"]
+
+
+class EdgeIndex:
+    """Qdrant Edge shard + sidecar metadata. Writes are serialised; reads run concurrently."""
+
+    backend = "edge"
+
+    def __init__(self, data_dir: str | os.PathLike, collection: str = "products", hnsw_ef: int = 128) -> None:
+        self.root = Path(data_dir) / collection
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._shard_dir = self.root / "shard"
+        self._meta_path = self.root / "meta.json"
+        self._hnsw_ef = hnsw_ef
+        self._write_lock = threading.RLock()
+        self._closed = False
+        self._indexed_fields: set[str] = set()
+        self._meta = self._load_meta()
+        self._shard: qe.EdgeShard | None = None
+        if (self._shard_dir / "edge_config.json").exists():
+            self._shard = qe.EdgeShard.load(str(self._shard_dir))
+            self._indexed_fields = set(self._shard.info().payload_schema.keys())
+            log.info("edge index opened", extra={"path": str(self._shard_dir), "products": self.count()})
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def meta(self) -> IndexMeta:
+        return self._meta
+
+    def _load_meta(self) -> IndexMeta:
+        if self._meta_path.exists():
+            return IndexMeta.from_dict(json.loads(self._meta_path.read_text()))
+        return IndexMeta()
+
+    def save_meta(self, meta: IndexMeta) -> None:
+        tmp = self._meta_path.with_suffix(".json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(meta.to_dict(), f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._meta_path)  # atomic: readers see old or new, never half
+        self._meta = IndexMeta.from_dict(meta.to_dict())
+
+    # -- schema ---------------------------------------------------------------------------
+    def ensure_collection(self, dim: int) -> None:
+        with self._write_lock:
+            if self._shard is None:
+                config = qe.EdgeConfig(
+                    vectors={
+                        TEXT_VECTOR: qe.EdgeVectorParams(dim, qe.Distance.Cosine),
+                        IMAGE_VECTOR: qe.EdgeVectorParams(
+                            dim,
+                            qe.Distance.Cosine,
+                            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                        ),
+                    },
+                    sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                    hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
+                )
+                self._shard = qe.EdgeShard.create(str(self._shard_dir), config)
+                log.info("edge index created", extra={"path": str(self._shard_dir), "dim": dim})
+            for name in KEYWORD_FIELDS:
+                self._ensure_field(name, qe.PayloadSchemaType.Keyword)
+            for name in FLOAT_FIELDS:
+                self._ensure_field(name, qe.PayloadSchemaType.Float)
+
+    def _ensure_field(self, name: str, schema: qe.PayloadSchemaType) -> None:
+        if name not in self._indexed_fields:
+            self._require().update(qe.UpdateOperation.create_field_index(name, schema))
+            self._indexed_fields.add(name)
+
+    def _require(self) -> qe.EdgeShard:
+        if self._shard is None or self._closed:
+            raise RuntimeError("edge index is not open (ensure_collection not called or closed)")
+        return self._shard
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert(self, products: list[IndexedProduct]) -> None:
+        if not products:
+            return
+        points = []
+        for p in products:
+            vector: dict = {
+                TEXT_VECTOR: p.text_vector,
+                BM25_VECTOR: qe.SparseVector(p.bm25.indices, p.bm25.values),
+            }
+            if p.image_vectors:
+                vector[IMAGE_VECTOR] = p.image_vectors
+            points.append(qe.Point(p.point_id, vector, p.payload))
+        with self._write_lock:
+            shard = self._require()
+            for p in products:
+                for key in p.payload.get(ATTR_PREFIX, {}):
+                    self._ensure_field(attr_field(key), qe.PayloadSchemaType.Keyword)
+            # One operation: each point (= whole product) is applied atomically via the WAL.
+            shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def delete(self, product_ids: list[str]) -> list[str]:
+        if not product_ids:
+            return []
+        with self._write_lock:
+            existing = self.content_hashes(product_ids)
+            if existing:
+                ids = [point_id(pid) for pid in existing]
+                self._require().update(qe.UpdateOperation.delete_points(ids))
+        return [pid for pid in product_ids if pid in existing]
+
+    def flush(self) -> None:
+        with self._write_lock:
+            if self._shard is not None and not self._closed:
+                self._shard.flush()
+
+    # -- reads ----------------------------------------------------------------------------
+    def content_hashes(self, product_ids: list[str]) -> dict[str, str]:
+        if not product_ids or self._shard is None:
+            return {}
+        records = self._require().retrieve(
+            [point_id(pid) for pid in product_ids],
+            qe.PayloadSelector.Include(["product_id", "content_hash"]),
+            False,
+        )
+        return {r.payload["product_id"]: r.payload.get("content_hash", "") for r in records if r.payload}
+
+    def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
+        if not queries:
+            return []
+        if self._shard is None:
+            return [[] for _ in queries]
+        qfilter = to_edge_filter(flt)
+        params = qe.SearchParams(hnsw_ef=self._hnsw_ef)
+        requests = []
+        for q in queries:
+            if q.sparse is not None:
+                vec = qe.SparseVector(q.sparse.indices, q.sparse.values)
+            elif q.using == IMAGE_VECTOR:
+                vec = [q.dense]  # multivector field: a one-row query multivector
+            else:
+                vec = q.dense
+            requests.append(
+                qe.QueryRequest(
+                    limit=q.limit,
+                    query=qe.Query.Nearest(vec, using=q.using),
+                    filter=qfilter,
+                    params=params,
+                    with_payload=qe.PayloadSelector.Include(_RESULT_PAYLOAD),
+                    with_vector=False,
+                )
+            )
+        # One planned batch = one round trip into the engine for every signal.
+        results = self._require().query_batch(qe.QueryBatchRequest(requests))
+        return [
+            [Candidate(p.payload["product_id"], float(p.score), p.payload) for p in res if p.payload]
+            for res in results
+        ]
+
+    def count(self) -> int:
+        if self._shard is None or self._closed:
+            return 0
+        return int(self._shard.info().points_count)
+
+    def disk_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                log.info("edge index closed", extra={"path": str(self._shard_dir)})
+
+
+def to_edge_filter(flt: SearchFilter) -> qe.Filter | None:
+    if flt.is_empty():
+        return None
+    must: list = []
+    must_not: list = []
+    if flt.categories:
+        must.append(
+            qe.FieldCondition("category_key", match=qe.MatchAny(sorted({normalize_value(c) for c in flt.categories})))
+        )
+    for key, value in sorted(flt.attributes.items()):
+        must.append(qe.FieldCondition(attr_field(key), match=qe.MatchValue(normalize_value(value))))
+    if flt.min_price is not None or flt.max_price is not None:
+        must.append(qe.FieldCondition("price", range=qe.RangeFloat(gte=flt.min_price, lte=flt.max_price)))
+    if flt.in_stock_only:
+        must.append(qe.FieldCondition("stock", match=qe.MatchValue(STOCK_IN)))
+    if flt.exclude_ids:
+        must_not.append(qe.HasIdCondition({point_id(pid) for pid in flt.exclude_ids}))
+    return qe.Filter(must=must or None, must_not=must_not or None)

@@ -1,0 +1,1 @@
+"""Bulk catalog tooling: JSONL reader, image loader and the ``homesearch index``/``delete`` CLIs."""

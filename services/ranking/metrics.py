@@ -1,0 +1,38 @@
+"""Prometheus metrics of the ranking service (served on its metrics port).
+
+Stage latencies answer "where did the time go" per request; cache counters make
+a dead or slow Redis visible (bypass) without it ever failing a search.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from homesearch.metrics import LATENCY_BUCKETS
+
+STAGE_SECONDS = Histogram(
+    "homesearch_stage_seconds",
+    "Time per ranking stage (embed: query encoders incl. cache; index: Qdrant round trip; fusion).",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+CACHE_REQUESTS = Counter(
+    "homesearch_cache_requests_total",
+    "Cache lookups by cache (embedding|result) and result (hit|miss|bypass).",
+    ["cache", "result"],
+)
+CACHE_CIRCUIT_OPEN = Gauge("homesearch_cache_circuit_open", "1 while the Redis circuit breaker is open.")
+INDEX_PRODUCTS = Gauge("homesearch_index_products", "Products in the index.")
+INDEX_DISK_BYTES = Gauge("homesearch_index_disk_bytes", "Bytes on disk of the embedded index (-1 unknown).")
+INDEX_GENERATION = Gauge("homesearch_index_generation", "Current index generation.")
+INGEST_PRODUCTS = Counter(
+    "homesearch_ingest_products_total",
+    "Products received by CatalogService.Upsert by outcome (upserted|unchanged|failed).",
+    ["result"],
+)
+INGEST_DELETED = Counter("homesearch_ingest_deleted_total", "Products deleted by CatalogService.Delete.")
+INGEST_BATCH_SECONDS = Histogram(
+    "homesearch_ingest_batch_seconds",
+    "Time to embed and write one ingestion batch.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)

@@ -1,0 +1,145 @@
+"""Index layer on both backends: Qdrant Edge on disk and qdrant-client local mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from homesearch.ranking.index.base import IndexMeta
+from homesearch.ranking.index.edge import EdgeIndex
+from homesearch.ranking.index.schema import (
+    IndexedProduct,
+    SearchFilter,
+    SignalQuery,
+    SparseVec,
+    build_payload,
+)
+from homesearch.ranking.index.server import ServerIndex
+
+DIM = 8
+
+
+def _unit(i: int) -> list[float]:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = 1.0
+    return v.tolist()
+
+
+def _product(pid: str, axis: int, *, category="Sofa", color="red", price=10.0, in_stock=True, images=1):
+    payload = build_payload(
+        product_id=pid, title=f"T {pid}", description="", category=category,
+        attributes={"Color": color}, price=price, currency="EUR", in_stock=in_stock,
+        image_uris=[f"{pid}.jpg"] * images, n_images=images, content_hash=f"h-{pid}", model_version="m1",
+    )
+    return IndexedProduct(
+        product_id=pid,
+        text_vector=_unit(axis),
+        image_vectors=[_unit(axis)] + [_unit((axis + 1) % DIM)] * (images - 1) if images else [],
+        bm25=SparseVec([axis], [1.0]),
+        payload=payload,
+    )
+
+
+@pytest.fixture(params=["edge", pytest.param("server-local", marks=pytest.mark.filterwarnings("ignore::UserWarning"))])
+def index(request, tmp_path):
+    if request.param == "edge":
+        idx = EdgeIndex(tmp_path / "data", "products")
+    else:
+        idx = ServerIndex.connect(":memory:", collection="products")
+    idx.ensure_collection(DIM)
+    yield idx
+    idx.close()
+
+
+def _ids(cands):
+    return [c.product_id for c in cands]
+
+
+def test_upsert_search_all_signals_one_call(index):
+    index.upsert([_product("a", 0), _product("b", 1, images=0), _product("c", 2, images=2)])
+    assert index.count() == 3
+    text, image, lex = index.search(
+        [
+            SignalQuery("text", "text", dense=_unit(0), limit=3),
+            SignalQuery("image", "image", dense=_unit(3), limit=3),
+            SignalQuery("lexical", "bm25", sparse=SparseVec([1], [1.0]), limit=3),
+        ],
+        SearchFilter(),
+    )
+    assert _ids(text)[0] == "a"
+    assert "b" not in _ids(image)  # no photo => no image vector => never an image candidate
+    assert _ids(image)[0] == "c"  # MAX_SIM: c's second photo matches axis 3
+    assert _ids(lex) == ["b"]
+    assert text[0].payload["title"] == "T a"
+
+
+def test_filters_apply_inside_index(index):
+    index.upsert([
+        _product("a", 0, category="Sofa", color="white, pine", price=10.0, in_stock=True),
+        _product("b", 1, category="Bed", color="Red", price=50.0, in_stock=False),
+        _product("c", 2, category="sofa", color="blue", price=100.0, in_stock=True),
+    ])
+    q = [SignalQuery("text", "text", dense=_unit(0), limit=10)]
+
+    def run(**kw):
+        return set(_ids(index.search(q, SearchFilter(**kw))[0]))
+
+    assert run(categories=["SOFA"]) == {"a", "c"}
+    assert run(attributes={"color": "pine"}) == {"a"}  # part of "white, pine"
+    assert run(attributes={"color": "white, pine"}) == {"a"}
+    assert run(attributes={"color": "red"}) == {"b"}  # case-insensitive
+    assert run(attributes={"color": "whi"}) == set()  # exact, not substring
+    assert run(min_price=20.0, max_price=100.0) == {"b", "c"}
+    assert run(max_price=10.0) == {"a"}
+    assert run(in_stock_only=True) == {"a", "c"}
+    assert run(exclude_ids=["a"]) == {"b", "c"}
+    assert run(categories=["sofa"], in_stock_only=True, max_price=50) == {"a"}
+
+
+def test_upsert_replaces_and_delete_removes_every_vector(index):
+    index.upsert([_product("a", 0, images=2), _product("b", 1)])
+    assert index.content_hashes(["a", "b", "zz"]) == {"a": "h-a", "b": "h-b"}
+    moved = _product("a", 5, images=0)
+    index.upsert([moved])
+    assert index.count() == 2
+    text, image = index.search(
+        [SignalQuery("text", "text", dense=_unit(5), limit=5), SignalQuery("image", "image", dense=_unit(0), limit=5)],
+        SearchFilter(),
+    )
+    assert _ids(text)[0] == "a"
+    assert "a" not in _ids(image)  # old photos are gone with the re-upsert
+    assert index.delete(["a", "nope"]) == ["a"]
+    assert index.count() == 1
+    results = index.search(
+        [
+            SignalQuery("text", "text", dense=_unit(5), limit=5),
+            SignalQuery("image", "image", dense=_unit(0), limit=5),
+            SignalQuery("lexical", "bm25", sparse=SparseVec([5], [1.0]), limit=5),
+        ],
+        SearchFilter(),
+    )
+    assert all("a" not in _ids(r) for r in results)
+
+
+def test_meta_round_trip(index):
+    meta = IndexMeta(model_version="m1", dim=DIM, generation=7, attribute_keys=["color"])
+    index.save_meta(meta)
+    assert index.meta.generation == 7 and index.meta.model_version == "m1"
+
+
+def test_edge_persists_across_reopen(tmp_path):
+    idx = EdgeIndex(tmp_path, "products")
+    idx.ensure_collection(DIM)
+    idx.upsert([_product(f"p{i}", i % DIM) for i in range(20)])
+    idx.save_meta(IndexMeta(model_version="m1", dim=DIM, generation=3, attribute_keys=["color"]))
+    idx.close()
+    again = EdgeIndex(tmp_path, "products")
+    again.ensure_collection(DIM)
+    try:
+        assert again.count() == 20
+        assert again.meta.generation == 3
+        res = again.search([SignalQuery("text", "text", dense=_unit(3), limit=3)], SearchFilter(attributes={"color": "red"}))
+        assert res[0][0].payload["product_id"] in {"p3", "p11", "p19"}
+        assert again.disk_bytes() > 0
+    finally:
+        again.close()
