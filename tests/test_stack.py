@@ -1,0 +1,187 @@
+"""``homesearch up`` as a user runs it: a subprocess on free ports with a temp data
+dir and the demo catalog. It must reach serving, answer searches with demo products,
+and stop every child (and grandchild) on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from homesearch.client import HomesearchClient
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo"
+PORT_FLAGS = [
+    "--gateway-port", "--ranking-port", "--triton-grpc-port", "--triton-http-port", "--triton-metrics-port",
+    "--valkey-port", "--gateway-metrics-port", "--ranking-metrics-port",
+]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Up:
+    def __init__(self, args: list[str]) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HOMESEARCH_LOG_FORMAT="text")
+        env.pop("HOMESEARCH_API_KEYS", None)
+        env.pop("REDIS_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "homesearch.cli", "up", *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in self.lines):
+            if self.proc.poll() is not None:
+                time.sleep(0.5)
+                pytest.fail(f"homesearch up exited ({self.proc.returncode}) before {text!r}:\n{self.output()[-6000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} within {timeout_s}s:\n{self.output()[-6000:]}")
+            time.sleep(0.25)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def test_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "homesearch.cli", "up", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0
+    for flag in ("--data-dir", "--gateway-port", "--index", "--demo", "--insecure-no-auth", "HOMESEARCH_DATA_DIR"):
+        assert flag in out.stdout
+
+
+def test_port_in_use_is_reported_before_starting_anything(tmp_path: Path) -> None:
+    ports = _free_ports(len(PORT_FLAGS))
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports[0]))
+        blocker.listen()
+        args = [x for flag, port in zip(PORT_FLAGS, ports) for x in (flag, str(port))]
+        up = Up(["--data-dir", str(tmp_path), *args])
+        rc = up.proc.wait(60)
+        up._reader.join(5)
+    assert rc == 1
+    assert f"port {ports[0]} (gateway, --gateway-port) is already in use" in up.output()
+    assert not (tmp_path / "logs").exists(), "nothing may start when a port is taken"
+
+
+# Indexing all 200 demo products takes ~70 s on 2 cores; the test indexes the demo products of a
+# few types (same lines, images referenced by absolute path) to keep the suite short.
+SUBSET_CATEGORIES = {"Wardrobe", "Chair", "Mirror", "Pendant lamp", "Armchair", "Bookcase"}
+
+
+def _demo_subset(tmp_path: Path) -> Path:
+    out = tmp_path / "catalog.jsonl"
+    lines = []
+    for line in (DEMO / "catalog.jsonl").read_text().splitlines():
+        product = json.loads(line)
+        if product["category"] in SUBSET_CATEGORIES:
+            product["image"] = str(DEMO / product["image"])
+            lines.append(json.dumps(product, ensure_ascii=False))
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
+    args = [x for flag, port in ports.items() for x in (flag, str(port))]
+    catalog = _demo_subset(tmp_path)
+    up = Up(["--data-dir", str(tmp_path / "var"), *args, "--index", str(catalog), "--demo",
+             "--startup-timeout", "400", "--stop-grace", "15"])
+    try:
+        up.wait_for("homesearch is serving", timeout_s=600)
+        up.wait_for("serving; Ctrl-C to stop", timeout_s=600)  # after indexing
+        assert up.output().count("=== demo search:") == 3  # Chinese, English, photo
+        state = json.loads((tmp_path / "var" / "stack.json").read_text())
+        assert set(state["children"]) == {"triton", "valkey", "ranking", "gateway"}
+        key = (tmp_path / "var" / "api_key").read_text().strip()
+        assert key in up.output()  # printed for the user
+        assert oct((tmp_path / "var" / "api_key").stat().st_mode & 0o777) == "0o600"
+
+        products = [json.loads(line) for line in catalog.read_text().splitlines()]
+        demo_ids = {p["id"] for p in products}
+        wardrobes = {p["id"] for p in products if p["category"] == "Wardrobe"}
+        chair_ids = {p["id"] for p in products if p["category"] == "Chair"}
+        with HomesearchClient(f"127.0.0.1:{ports['--gateway-port']}", api_key=key, timeout_s=60) as c:
+            assert c.health()
+            result = c.search("white wardrobe", top_k=5)
+            assert result.hits and set(result.product_ids) <= demo_ids
+            assert wardrobes & set(result.product_ids[:3]), result.product_ids
+            chairs = c.search(image=DEMO / "queries" / "chair.jpg", top_k=5)
+            assert chairs.hits and set(chairs.product_ids) <= demo_ids
+            assert chair_ids & set(chairs.product_ids[:3]), chairs.product_ids
+
+        pids = {up.proc.pid} | _descendants(up.proc.pid)
+        assert set(state["children"].values()) <= pids
+        assert len(pids) >= 5
+    finally:
+        up.kill()
+    assert up.proc.returncode == 0, up.output()[-3000:]
+    deadline = time.monotonic() + 10
+    while (left := {p for p in pids if _alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left after SIGTERM: {left}"
+    out = up.output()
+    for name in ("gateway", "ranking", "valkey", "triton"):
+        assert f"[up] stopping {name}" in out
+    assert out.index("stopping gateway") < out.index("stopping ranking") < out.index("stopping triton")
