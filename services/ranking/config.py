@@ -67,6 +67,9 @@ class RankingSettings(BaseSettings):
     replicas: int = 1
     write_consistency: int = 1
     catalog_language: str = "en"
+    # Edge only: build HNSW/payload indexes this long after the last write (-1 = never).
+    # Searches pause while it runs (the binding holds the GIL), hence the debounce.
+    optimize_delay_s: float = 2.0
 
     # Encoders (Triton)
     triton_url: str = "127.0.0.1:8001"

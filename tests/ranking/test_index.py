@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import numpy as np
 import pytest
 
@@ -143,3 +144,35 @@ def test_edge_persists_across_reopen(tmp_path):
         assert again.disk_bytes() > 0
     finally:
         again.close()
+
+
+def test_edge_writes_schedule_one_optimisation_after_a_quiet_period(tmp_path):
+    """Qdrant Edge never optimises by itself; a burst of writes must trigger exactly one run."""
+    from homesearch.ranking.index.edge import _DebouncedOptimizer
+
+    calls = []
+    debouncer = _DebouncedOptimizer(lambda: calls.append(time.monotonic()) or True, delay_s=0.3)
+    for _ in range(5):
+        debouncer.schedule()
+        time.sleep(0.05)
+    assert calls == []  # still inside the quiet period
+    time.sleep(0.8)
+    assert len(calls) == 1
+    _DebouncedOptimizer(lambda: calls.append(0.0) or True, delay_s=None).schedule()  # disabled
+    time.sleep(0.1)
+    assert len(calls) == 1
+
+
+def test_edge_optimize_keeps_every_product_searchable(tmp_path):
+    idx = EdgeIndex(tmp_path, "products", optimize_delay_s=None)
+    idx.ensure_collection(DIM)
+    idx.upsert([_product(f"p{i}", i % DIM) for i in range(50)])
+    idx.delete(["p0"])
+    try:
+        idx.optimize()
+        assert idx.optimize() is False  # nothing left to do
+        assert idx.count() == 49
+        res = idx.search([SignalQuery("text", "text", dense=_unit(3), limit=3)], SearchFilter())
+        assert res[0][0].payload["product_id"] in {f"p{i}" for i in range(3, 50, DIM)}
+    finally:
+        idx.close()

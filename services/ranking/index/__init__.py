@@ -23,7 +23,12 @@ def open_index(settings) -> VectorIndex:  # settings: RankingSettings (kept unty
     if settings.backend == "edge":
         from homesearch.ranking.index.edge import EdgeIndex
 
-        return EdgeIndex(settings.data_dir, settings.collection, hnsw_ef=settings.fusion.hnsw_ef)
+        return EdgeIndex(
+            settings.data_dir,
+            settings.collection,
+            hnsw_ef=settings.fusion.hnsw_ef,
+            optimize_delay_s=settings.optimize_delay_s if settings.optimize_delay_s >= 0 else None,
+        )
     if settings.backend == "server":
         from homesearch.ranking.index.server import ServerIndex
 

@@ -79,6 +79,9 @@ class VectorIndex(Protocol):
     def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
         """Runs all signal queries in one round trip; one candidate list per query."""
 
+    def optimize(self) -> bool:
+        """Indexes pending writes now; True if there was work (servers optimise on their own)."""
+
     def count(self) -> int: ...
 
     def disk_bytes(self) -> int:

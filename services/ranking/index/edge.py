@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import qdrant_edge as qe
@@ -44,7 +46,13 @@ class EdgeIndex:
 
     backend = "edge"
 
-    def __init__(self, data_dir: str | os.PathLike, collection: str = "products", hnsw_ef: int = 128) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        collection: str = "products",
+        hnsw_ef: int = 128,
+        optimize_delay_s: float | None = 2.0,
+    ) -> None:
         self.root = Path(data_dir) / collection
         self.root.mkdir(parents=True, exist_ok=True)
         self._shard_dir = self.root / "shard"
@@ -55,10 +63,14 @@ class EdgeIndex:
         self._indexed_fields: set[str] = set()
         self._meta = self._load_meta()
         self._shard: qe.EdgeShard | None = None
+        # Qdrant Edge has no background optimiser: without optimize() new points stay in
+        # unindexed segments and every query scans them. Writes schedule one debounced run.
+        self._optimizer = _DebouncedOptimizer(self.optimize, optimize_delay_s)
         if (self._shard_dir / "edge_config.json").exists():
             self._shard = qe.EdgeShard.load(str(self._shard_dir))
             self._indexed_fields = set(self._shard.info().payload_schema.keys())
             log.info("edge index opened", extra={"path": str(self._shard_dir), "products": self.count()})
+            self._optimizer.schedule()  # a crash may have left writes unoptimised
 
     # -- metadata -------------------------------------------------------------------------
     @property
@@ -132,6 +144,7 @@ class EdgeIndex:
                     self._ensure_field(attr_field(key), qe.PayloadSchemaType.Keyword)
             # One operation: each point (= whole product) is applied atomically via the WAL.
             shard.update(qe.UpdateOperation.upsert_points(points))
+        self._optimizer.schedule()
 
     def delete(self, product_ids: list[str]) -> list[str]:
         if not product_ids:
@@ -141,7 +154,27 @@ class EdgeIndex:
             if existing:
                 ids = [point_id(pid) for pid in existing]
                 self._require().update(qe.UpdateOperation.delete_points(ids))
+                self._optimizer.schedule()
         return [pid for pid in product_ids if pid in existing]
+
+    def optimize(self) -> bool:
+        """Builds HNSW/payload indexes for pending segments; True if there was work.
+
+        The binding holds the GIL for the whole run, so searches in this process pause
+        meanwhile (about 1 s per 4k new 384-d vectors on 2 cores). That is why writes
+        only schedule it after a quiet period instead of running it per batch.
+        """
+        with self._write_lock:
+            if self._shard is None or self._closed:
+                return False
+            start = time.perf_counter()
+            worked = bool(self._shard.optimize())
+        if worked:
+            log.info(
+                "edge index optimised",
+                extra={"seconds": round(time.perf_counter() - start, 3), "products": self.count()},
+            )
+        return worked
 
     def flush(self) -> None:
         with self._write_lock:
@@ -207,6 +240,7 @@ class EdgeIndex:
         return total
 
     def close(self) -> None:
+        self._optimizer.cancel()
         with self._write_lock:
             if self._closed:
                 return
@@ -215,6 +249,38 @@ class EdgeIndex:
                 self._shard.flush()
                 self._shard.close()
                 log.info("edge index closed", extra={"path": str(self._shard_dir)})
+
+
+class _DebouncedOptimizer:
+    """Runs ``optimize`` once writes have been quiet for ``delay_s`` (None disables)."""
+
+    def __init__(self, optimize: Callable[[], bool], delay_s: float | None) -> None:
+        self._optimize = optimize
+        self._delay_s = delay_s
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def schedule(self) -> None:
+        if self._delay_s is None:
+            return
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self._delay_s, self._run)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _run(self) -> None:
+        try:
+            self._optimize()
+        except Exception:  # noqa: BLE001 - an optimiser failure must not kill the service
+            log.exception("edge index optimisation failed")
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
 def to_edge_filter(flt: SearchFilter) -> qe.Filter | None:

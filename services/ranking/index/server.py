@@ -190,6 +190,10 @@ class ServerIndex:
             for r in responses
         ]
 
+    def optimize(self) -> bool:
+        """A Qdrant server optimises in the background; nothing to do here."""
+        return False
+
     def count(self) -> int:
         if self._closed or not self.client.collection_exists(self.collection):
             return 0
