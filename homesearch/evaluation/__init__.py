@@ -1,0 +1,1 @@
+"""Offline and through-the-services relevance evaluation (metrics, held-out split, baselines, fusion study)."""

@@ -1,0 +1,154 @@
+"""``homesearch eval``: relevance of a running stack, through the public Search RPC.
+
+  homesearch eval --catalog ../shared/data/ikea/catalog.jsonl --gateway localhost:50051 \\
+      [--index --ranking-addr localhost:50052 --subset heldout] [--signals text,image,lexical] [--json]
+
+Every query in --queries (default: queries.jsonl beside the catalog) is sent through
+``homesearch.client.HomesearchClient.search`` and scored with the metrics of docs/formats.md.
+--signals picks the fusion weights: omitted = the service defaults; a list = those signals with
+equal weight, the others 0 (``--signals image`` = image only). --subset heldout|dev|test restricts
+the queries (and, with --index, the products indexed) to the held-out split so the numbers are
+comparable with the offline study (python -m homesearch.evaluation.study).
+
+--index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
+public API has no "collection" parameter: point it at a stack started with an empty index, or
+products indexed earlier stay in the gallery and change the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIGNALS = ("text", "image", "lexical")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="homesearch eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--catalog", required=True, help="catalog JSONL (formats.md)")
+    ap.add_argument("--queries", help="queries JSONL (default: queries.jsonl beside the catalog)")
+    ap.add_argument("--gateway", default="localhost:50051", help="gateway host:port (default %(default)s)")
+    ap.add_argument("--api-key", default=os.environ.get("HOMESEARCH_API_KEY"), help="API key (default $HOMESEARCH_API_KEY)")
+    ap.add_argument("--signals", help="comma list of text,image,lexical; omitted = service default fusion")
+    ap.add_argument("--fusion-method", choices=["weighted", "rrf", ""], default="", help="'' = service default")
+    ap.add_argument("--subset", choices=["all", "heldout", "dev", "test"], default="all")
+    ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
+    ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--timeout-s", type=float, default=30.0)
+    ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries (smoke runs)")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    return ap
+
+
+def fusion_for(signals: str | None, method: str):
+    from homesearch.client import Fusion
+
+    if not signals:
+        return Fusion(method=method) if method else None
+    chosen = [s.strip() for s in signals.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in SIGNALS]
+    if bad:
+        raise SystemExit(f"homesearch eval: unknown signal(s) {bad}; choose from {SIGNALS}")
+    w = 1.0 / len(chosen)
+    return Fusion(method=method or "weighted", **{f"{s}_weight": (w if s in chosen else 0.0) for s in SIGNALS})
+
+
+def main(argv: list[str] | None = None, client_factory=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from homesearch.evaluation.metrics import evaluate
+    from homesearch.evaluation.split import load_jsonl, make_split
+
+    catalog_path = Path(args.catalog).resolve()
+    qpath = Path(args.queries).resolve() if args.queries else catalog_path.with_name("queries.jsonl")
+    catalog, queries = load_jsonl(catalog_path), load_jsonl(qpath)
+    qrels = {q["id"]: q.get("relevant", []) for q in queries}
+    if args.subset != "all":
+        split = make_split(catalog, queries, seed=args.split_seed)
+        parts = ("dev", "test") if args.subset == "heldout" else (args.subset,)
+        keep = set(split.products("dev", "test"))  # the held-out gallery (as offline)
+        catalog = [p for p in catalog if p["id"] in keep]
+        queries = [q for q in queries if split.query_part.get(q["id"]) in parts]
+        qrels = {q["id"]: split.query_relevant[q["id"]] for q in queries}
+    if args.limit:
+        queries = queries[: args.limit]
+        qrels = {q["id"]: qrels[q["id"]] for q in queries}
+
+    report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
+                    "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
+    if args.index:
+        from homesearch.ranking.ingest.cli import main as index_main
+
+        with tempfile.TemporaryDirectory() as tmp:
+            sub = catalog_path
+            if args.subset != "all":  # write the subset beside absolute image paths
+                sub = Path(tmp) / "catalog.jsonl"
+                with open(sub, "w", encoding="utf-8") as f:
+                    for p in catalog:
+                        p = dict(p)
+                        for k in ("image",):
+                            if p.get(k) and "://" not in p[k]:
+                                p[k] = str((catalog_path.parent / p[k]).resolve())
+                        if p.get("images"):
+                            p["images"] = [x if "://" in x else str((catalog_path.parent / x).resolve()) for x in p["images"]]
+                        f.write(json.dumps(p) + "\n")
+            t = time.perf_counter()
+            rc = index_main([str(sub), "--ranking-addr", args.ranking_addr, "--no-progress"])
+            report["index_seconds"] = round(time.perf_counter() - t, 1)
+            if rc:
+                print("homesearch eval: indexing failed", file=sys.stderr)
+                return rc
+
+    if client_factory is None:
+        from homesearch.client import HomesearchClient
+
+        client_factory = lambda: HomesearchClient(args.gateway, api_key=args.api_key, timeout_s=args.timeout_s)  # noqa: E731
+    fusion = fusion_for(args.signals, args.fusion_method)
+    runs: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    lat: list[float] = []
+    versions: set[str] = set()
+    client = client_factory()
+    try:
+        for q in tqdm(queries, desc="eval", disable=args.json):
+            image = (qpath.parent / q["image"]) if q.get("image") else None
+            t = time.perf_counter()
+            try:
+                res = client.search(text=q.get("text"), image=image, top_k=args.top_k, fusion=fusion, no_cache=True)
+            except Exception as e:  # noqa: BLE001 - a failed query scores zero and is reported
+                errors[q["id"]] = str(e)[:200]
+                continue
+            lat.append((time.perf_counter() - t) * 1000)
+            runs[q["id"]] = res.product_ids
+            if res.model_version:
+                versions.add(res.model_version)
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()
+    report["metrics"] = evaluate(runs, qrels)
+    report["errors"] = len(errors)
+    report["error_examples"] = dict(list(errors.items())[:5])
+    report["model_versions"] = sorted(versions)
+    if lat:
+        s = sorted(lat)
+        report["latency_ms"] = {"p50": round(s[len(s) // 2], 2), "p95": round(s[int(len(s) * 0.95) - 1], 2)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        m = report["metrics"]
+        print(f"n={m['n']} R@1={m['recall@1']:.3f} R@10={m['recall@10']:.3f} MRR@10={m['mrr@10']:.3f} "
+              f"nDCG@10={m['ndcg@10']:.3f} errors={len(errors)} versions={report['model_versions']}")
+    return 1 if errors and len(errors) == len(queries) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
