@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("homesearch.gateway.server", "run the gateway alone"),
     "triton": ("homesearch.encoders.launcher", "run tritonserver with the encoder models"),
     "prepare-models": ("homesearch.encoders.prepare", "convert and cache model weights (idempotent)"),
+    "train": ("homesearch.encoders.training.cli", "train the image head against the frozen text tower"),
+    "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
+    "bench": ("homesearch.bench_cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 
 

@@ -16,13 +16,12 @@ COPY requirements.lock pyproject.toml README.md ./
 COPY homesearch/__init__.py homesearch/__init__.py
 RUN pip install --constraint requirements.lock "grpcio" "grpcio-health-checking" "grpcio-reflection" \
       "protobuf" "prometheus-client" "pydantic-settings" "numpy" "pillow" "tqdm" \
-      "qdrant-client" "qdrant-edge-py" "redis" "tritonclient[grpc]" "jieba"
+      "qdrant-client" "qdrant-edge-py" "redis" "tritonclient[grpc]" "jieba" "opencc"
 
 COPY protos protos
 COPY homesearch homesearch
-COPY services/ranking services/ranking
-COPY services/__init__.py* services/
-COPY services/encoders/__init__.py services/encoders/client.py services/encoders/
+# The encoders' code comes along for its gRPC client; their models run in the Triton image.
+COPY services services
 COPY gateway gateway
 RUN pip install --no-deps --constraint requirements.lock -e .
 

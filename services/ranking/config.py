@@ -23,9 +23,12 @@ class FusionDefaults(BaseModel):
     """
 
     method: Literal["weighted", "rrf"] = "weighted"
+    # Text queries: chosen on the IKEA dev split (docs/evaluation.md, "Fusion study"): min-max
+    # per signal over its top-K pool; beats the best single signal on dev, with and without
+    # colour words in the product text.
     text_weight: float = 0.5
-    image_weight: float = 0.15
-    lexical_weight: float = 0.35
+    image_weight: float = 0.1
+    lexical_weight: float = 0.4
     # Image-only queries: image->image dominates, image->product-text helps a little.
     image_query_image_weight: float = 0.8
     image_query_text_weight: float = 0.2
@@ -34,7 +37,7 @@ class FusionDefaults(BaseModel):
     mixed_query_image_weight: float = 0.45
     mixed_query_lexical_weight: float = 0.2
     # Per-signal score normalisation over the candidate pool for dense signals: dbsf | minmax | zscore.
-    normalization: Literal["dbsf", "minmax", "zscore"] = "dbsf"
+    normalization: Literal["dbsf", "minmax", "zscore"] = "minmax"
     # BM25 has a true zero (no term matched), so it is scaled by the best match: s / max.
     lexical_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     rrf_k: int = 60
