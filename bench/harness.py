@@ -330,18 +330,6 @@ def rss_bytes(pid: int | str = "self") -> int:
     return 0
 
 
-def dir_bytes(path: str | os.PathLike) -> int:
-    """Bytes allocated on disk under ``path`` (st_blocks, like ``du``)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total
-
-
 class CpuMeter:
     """Fraction of the machine's CPU used by other processes while a suite ran (from /proc/stat
     minus this process tree is not cheap; this reports total busy share and our own share)."""

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.harness import SuiteResult, Table, dir_bytes, latency_summary, machine_info, ratio, recall_at_k, rss_bytes
+from bench.harness import SuiteResult, Table, latency_summary, machine_info, ratio, recall_at_k, rss_bytes
 from bench.synthetic import SyntheticCatalog, SyntheticSpec, exact_topk, iter_batches
 
 FILTERS = ("none", "category", "price 50-150")
@@ -145,7 +145,7 @@ def run_size(n: int, args: argparse.Namespace, cat: SyntheticCatalog, log: Calla
     edge.flush()
     gc.collect()
     rss_loaded = rss_bytes()
-    disk_loaded = dir_bytes(work / "edge")
+    disk_loaded = edge.disk_bytes()
     log(f"[scale] n={n}: edge loaded in {load_s:.1f}s ({n / load_s:.0f}/s), rss +{(rss_loaded - rss0) / 2**20:.0f} MiB")
 
     n_lat = min(len(qv), args.latency_queries)
@@ -196,7 +196,7 @@ def run_size(n: int, args: argparse.Namespace, cat: SyntheticCatalog, log: Calla
     edge.flush()
     gc.collect()
     rss_opt = rss_bytes()
-    disk_opt = dir_bytes(work / "edge")
+    disk_opt = edge.disk_bytes()
     info = edge._shard.info()
     log(f"[scale] n={n}: optimize() {opt_s:.1f}s; {info.indexed_vectors_count}/{info.points_count} vectors indexed, "
         f"{info.segments_count} segments")

@@ -25,6 +25,7 @@ from homesearch.ranking.index.schema import (
     FLOAT_FIELDS,
     IMAGE_VECTOR,
     KEYWORD_FIELDS,
+    RESULT_PAYLOAD,
     STOCK_IN,
     TEXT_VECTOR,
     Candidate,
@@ -37,8 +38,6 @@ from homesearch.ranking.index.schema import (
 )
 
 log = logging.getLogger(__name__)
-
-_RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images"]
 
 
 class EdgeIndex:
@@ -213,7 +212,7 @@ class EdgeIndex:
                     query=qe.Query.Nearest(vec, using=q.using),
                     filter=qfilter,
                     params=params,
-                    with_payload=qe.PayloadSelector.Include(_RESULT_PAYLOAD),
+                    with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD),
                     with_vector=False,
                 )
             )

@@ -44,6 +44,8 @@ ATTR_PREFIX = "attr"
 # (bool index or not), so the bool ``in_stock`` is kept for display only.
 KEYWORD_FIELDS = ("product_id", "category_key", "stock")
 FLOAT_FIELDS = ("price",)
+# What a search hit needs to render (the rest of the payload stays in the index).
+RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images"]
 STOCK_IN = "in"
 STOCK_OUT = "out"
 

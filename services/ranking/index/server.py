@@ -22,6 +22,7 @@ from homesearch.ranking.index.schema import (
     FLOAT_FIELDS,
     IMAGE_VECTOR,
     KEYWORD_FIELDS,
+    RESULT_PAYLOAD,
     STOCK_IN,
     TEXT_VECTOR,
     Candidate,
@@ -35,7 +36,6 @@ from homesearch.ranking.index.schema import (
 
 log = logging.getLogger(__name__)
 
-_RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images"]
 _META_KEY = "homesearch"
 
 
@@ -179,7 +179,7 @@ class ServerIndex:
                     filter=qfilter,
                     limit=q.limit,
                     params=params,
-                    with_payload=_RESULT_PAYLOAD,
+                    with_payload=RESULT_PAYLOAD,
                     with_vector=False,
                 )
             )
