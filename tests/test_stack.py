@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from homesearch.client import HomesearchClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +105,25 @@ class Up:
                 self.proc.kill()
 
 
+def _scrape(port: int) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a /metrics endpoint, keyed by (name, labels)."""
+    from urllib.request import urlopen
+
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, lbl), v in samples.items() if n == name and want <= lbl)
+
+
 def test_help() -> None:
     out = subprocess.run([sys.executable, "-m", "homesearch.cli", "up", "--help"], capture_output=True, text=True,
                          timeout=60)
@@ -170,6 +191,29 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
             chairs = c.search(image=DEMO / "queries" / "chair.jpg", top_k=5)
             assert chairs.hits and set(chairs.product_ids) <= demo_ids
             assert chair_ids & set(chairs.product_ids[:3]), chairs.product_ids
+
+            # Every service's /metrics moves during one real (uncached) search.
+            metric_ports = {
+                "gateway": ports["--gateway-metrics-port"],
+                "ranking": ports["--ranking-metrics-port"],
+                "triton": ports["--triton-metrics-port"],
+            }
+            before = {name: _scrape(port) for name, port in metric_ports.items()}
+            c.search("oak bookcase with glass doors", top_k=3, no_cache=True)
+            after = {name: _scrape(port) for name, port in metric_ports.items()}
+        moved = {
+            "gateway Search OK": ("gateway", "grpc_server_handled_total",
+                                  {"grpc_method": "Search", "grpc_code": "OK"}),
+            "gateway Search latency": ("gateway", "grpc_server_handling_seconds_count", {"grpc_method": "Search"}),
+            "ranking Rank OK": ("ranking", "grpc_server_handled_total", {"grpc_method": "Rank", "grpc_code": "OK"}),
+            "ranking embed stage": ("ranking", "homesearch_stage_seconds_count", {"stage": "embed"}),
+            "ranking index stage": ("ranking", "homesearch_stage_seconds_count", {"stage": "index"}),
+            "ranking cache lookups": ("ranking", "homesearch_cache_requests_total", {}),
+            "triton text encoder": ("triton", "nv_inference_request_success_total", {"model": "text_encoder"}),
+        }
+        for what, (svc, name, labels) in moved.items():
+            assert _value(after[svc], name, **labels) > _value(before[svc], name, **labels), what
+        assert _value(after["ranking"], "homesearch_index_products") == len(products)
 
         pids = {up.proc.pid} | _descendants(up.proc.pid)
         assert set(state["children"].values()) <= pids
