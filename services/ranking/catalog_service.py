@@ -65,6 +65,12 @@ def passage_text(p: ranking_pb2.Product) -> str:
     return ". ".join(x for x in parts if x)
 
 
+def enrichment_languages(catalog_language: str) -> tuple[str, ...]:
+    """Languages whose glossary terms are added to a product's BM25 text (language/README.md):
+    an English catalog gets Chinese terms, a Chinese catalog English ones, a mixed one both."""
+    return {"zh": ("en",), "mixed": ("zh", "en")}.get(catalog_language, ("zh",))
+
+
 def lexical_text(p: ranking_pb2.Product) -> str:
     """Text BM25 indexes: title, category, attribute values, description."""
     return " ".join(x for x in [p.title, p.category, *p.attributes.values(), p.description] if x.strip())
@@ -233,7 +239,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         from homesearch.ranking.language import bm25_document_vector, enrich_document
 
         p = x.product
-        sparse = bm25_document_vector(enrich_document(lexical_text(p)))
+        sparse = bm25_document_vector(enrich_document(lexical_text(p), enrichment_languages(self.state.meta.catalog_language)))
         uris = list(p.image_uris)
         payload = build_payload(
             product_id=p.id,

@@ -110,3 +110,26 @@ def test_delete_unknown_ids_reported(make_ranking_service):
     svc = make_ranking_service()
     resp = svc.delete(["ghost"])
     assert resp.deleted == 0 and list(resp.not_found) == ["ghost"]
+
+
+def test_catalog_language_setting_applies_to_a_new_index(make_ranking_service):
+    """HOMESEARCH_RANKING_CATALOG_LANGUAGE=zh must reach query analysis (it was masked by the
+    IndexMeta default "en") and Chinese products must get English glossary terms for BM25."""
+    from homesearch.ranking.catalog_service import enrichment_languages
+
+    assert IndexMeta().catalog_language == ""
+    assert enrichment_languages("en") == ("zh",) and enrichment_languages("zh") == ("en",)
+    zh = make_ranking_service(catalog_language="zh")
+    assert zh.app.state.meta.catalog_language == "zh"
+    products = [
+        make_product("chair-yellow", "JANINGE 椅子", category="椅子", attributes={"color": "黄色"}),
+        make_product("wardrobe-black", "BREIM 衣柜", category="衣柜", attributes={"color": "黑色"}),
+    ]
+    assert not zh.ingest(products).failed
+    fz = search_pb2.Fusion(lexical_weight=1.0)
+    for text in ("yellow chair", "黄色椅子"):
+        assert zh.rank(text=text, top_k=1, fusion=fz).hits[0].product_id == "chair-yellow", text
+    zh.restart()  # persisted with the index
+    assert zh.app.state.meta.catalog_language == "zh"
+    en = make_ranking_service()
+    assert en.app.state.meta.catalog_language == "en"

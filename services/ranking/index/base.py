@@ -40,7 +40,10 @@ class IndexMeta:
     dim: int = 0
     generation: int = 0
     attribute_keys: list[str] = field(default_factory=list)
-    catalog_language: str = "en"
+    # "" = not set yet: the first open takes RankingSettings.catalog_language and persists it. (A
+    # default of "en" here made ``meta.catalog_language or settings.catalog_language`` always "en",
+    # so HOMESEARCH_RANKING_CATALOG_LANGUAGE=zh was ignored.)
+    catalog_language: str = ""
     schema_version: int = 1
 
     def to_dict(self) -> dict:
