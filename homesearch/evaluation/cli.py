@@ -10,6 +10,12 @@ equal weight, the others 0 (``--signals image`` = image only). --subset heldout|
 the queries (and, with --index, the products indexed) to the held-out split so the numbers are
 comparable with the offline study (python -m homesearch.evaluation.study).
 
+--text-field picks the query text (e.g. ``text_en`` of data/queries/ikea-zh.jsonl = the English twin of
+each Chinese query; queries without it are skipped). With --subset, the report also splits the
+metrics by seen / unseen product type (split.py). Retryable errors (the gateway's per-key rate limit,
+UNAVAILABLE) are retried with backoff, so a fast run is not scored as failed queries. ``ci95`` is a
+bootstrap interval (1,000 resamples of the queries, seed 0) of each metric: the noise of the query set.
+
 --index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
 public API has no "collection" parameter: point it at a stack started with an empty index, or
 products indexed earlier stay in the gallery and change the numbers.
@@ -18,6 +24,7 @@ products indexed earlier stay in the gallery and change the numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -42,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--timeout-s", type=float, default=30.0)
+    ap.add_argument("--text-field", default="text", help="query field holding the text (default %(default)s; e.g. text_en)")
+    ap.add_argument("--retries", type=int, default=5, help="retries of a retryable error per query (default %(default)s)")
+    ap.add_argument("--runs-out", type=Path, help="write per-query ranked ids and metrics as JSON (paired comparisons)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries (smoke runs)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     return ap
@@ -60,17 +70,43 @@ def fusion_for(signals: str | None, method: str):
     return Fusion(method=method or "weighted", **{f"{s}_weight": (w if s in chosen else 0.0) for s in SIGNALS})
 
 
+def bootstrap_ci(values: list[float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of per-query values."""
+    import numpy as np
+
+    if not values:
+        return (0.0, 0.0)
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    return (round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4))
+
+
+def _search_with_retry(client, retries: int, sleep=time.sleep, **kw):
+    delay = 0.2
+    for attempt in range(retries + 1):
+        try:
+            return client.search(**kw)
+        except Exception as e:  # noqa: BLE001
+            if attempt == retries or not getattr(e, "retryable", False):
+                raise
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def main(argv: list[str] | None = None, client_factory=None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from homesearch.evaluation.metrics import evaluate
+    from homesearch.evaluation.metrics import METRIC_NAMES, evaluate, query_metrics
     from homesearch.evaluation.split import load_jsonl, make_split
 
     catalog_path = Path(args.catalog).resolve()
     qpath = Path(args.queries).resolve() if args.queries else catalog_path.with_name("queries.jsonl")
     catalog, queries = load_jsonl(catalog_path), load_jsonl(qpath)
+    queries = [q for q in queries if q.get(args.text_field) or q.get("image")]
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
+    split = None
     if args.subset != "all":
         split = make_split(catalog, queries, seed=args.split_seed)
         parts = ("dev", "test") if args.subset == "heldout" else (args.subset,)
@@ -101,7 +137,9 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
                             p["images"] = [x if "://" in x else str((catalog_path.parent / x).resolve()) for x in p["images"]]
                         f.write(json.dumps(p) + "\n")
             t = time.perf_counter()
-            rc = index_main([str(sub), "--ranking-addr", args.ranking_addr, "--no-progress"])
+            # The index CLI prints its summary on stdout: keep stdout for the report (--json).
+            with contextlib.redirect_stdout(sys.stderr):
+                rc = index_main([str(sub), "--ranking-addr", args.ranking_addr, "--no-progress"])
             report["index_seconds"] = round(time.perf_counter() - t, 1)
             if rc:
                 print("homesearch eval: indexing failed", file=sys.stderr)
@@ -122,7 +160,8 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
             image = (qpath.parent / q["image"]) if q.get("image") else None
             t = time.perf_counter()
             try:
-                res = client.search(text=q.get("text"), image=image, top_k=args.top_k, fusion=fusion, no_cache=True)
+                res = _search_with_retry(client, args.retries, text=q.get(args.text_field), image=image,
+                                         top_k=args.top_k, fusion=fusion, no_cache=True)
             except Exception as e:  # noqa: BLE001 - a failed query scores zero and is reported
                 errors[q["id"]] = str(e)[:200]
                 continue
@@ -134,7 +173,17 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         close = getattr(client, "close", None)
         if close:
             close()
+    report["text_field"] = args.text_field
     report["metrics"] = evaluate(runs, qrels)
+    per_query = {qid: query_metrics(list(runs.get(qid, [])), rel) for qid, rel in qrels.items() if rel}
+    report["ci95"] = {k: bootstrap_ci([m[k] for m in per_query.values()]) for k in METRIC_NAMES}
+    if split is not None:
+        for name, want in (("seen_type", True), ("unseen_type", False)):
+            sub = {qid: rel for qid, rel in qrels.items() if split.query_seen_type.get(qid) is want}
+            report[name] = evaluate(runs, sub)
+    if args.runs_out:
+        args.runs_out.write_text(json.dumps({qid: {"ranked": runs.get(qid, []), **m} for qid, m in per_query.items()},
+                                            indent=1), encoding="utf-8")
     report["errors"] = len(errors)
     report["error_examples"] = dict(list(errors.items())[:5])
     report["model_versions"] = sorted(versions)
@@ -147,6 +196,11 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         m = report["metrics"]
         print(f"n={m['n']} R@1={m['recall@1']:.3f} R@10={m['recall@10']:.3f} MRR@10={m['mrr@10']:.3f} "
               f"nDCG@10={m['ndcg@10']:.3f} errors={len(errors)} versions={report['model_versions']}")
+        for name in ("seen_type", "unseen_type"):
+            if name in report:
+                m = report[name]
+                print(f"  {name}: n={m['n']} R@1={m['recall@1']:.3f} R@10={m['recall@10']:.3f} "
+                      f"MRR@10={m['mrr@10']:.3f} nDCG@10={m['ndcg@10']:.3f}")
     return 1 if errors and len(errors) == len(queries) else 0
 
 

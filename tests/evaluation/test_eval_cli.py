@@ -40,3 +40,92 @@ def test_eval_through_a_client(tmp_path, capsys):
 def test_fusion_default_is_none():
     assert fusion_for(None, "") is None
     assert fusion_for("text,lexical", "rrf").method == "rrf"
+
+
+class _Retryable(Exception):
+    retryable = True
+
+
+def test_text_field_and_retry_of_rate_limited_queries(tmp_path, capsys):
+    cat = tmp_path / "catalog.jsonl"
+    cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
+    qs = tmp_path / "zh.jsonl"
+    qs.write_text(json.dumps({"id": "q1", "text": "白色床", "text_en": "white bed", "relevant": ["a"]}) + "\n"
+                  + json.dumps({"id": "q2", "text": "红色灯", "relevant": ["c"]}) + "\n")
+    fake = _FakeClient()
+    fails = {"n": 2}
+    inner = fake.search
+
+    def flaky(**kw):
+        if fails["n"]:
+            fails["n"] -= 1
+            raise _Retryable("RESOURCE_EXHAUSTED: rate limited")
+        return inner(**kw)
+
+    fake.search = flaky
+    runs = tmp_path / "runs.json"
+    argv = ["--catalog", str(cat), "--queries", str(qs), "--text-field", "text_en", "--json", "--runs-out", str(runs)]
+    assert main(argv, client_factory=lambda: fake) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["errors"] == 0 and rep["text_field"] == "text_en"
+    assert rep["metrics"]["n"] == 1  # q2 has no text_en: skipped, not scored as a miss
+    assert fake.calls[0][0] == "white bed"
+    assert rep["metrics"]["mrr@10"] == 0.5 and rep["ci95"]["mrr@10"] == [0.5, 0.5]
+    assert json.loads(runs.read_text())["q1"]["ranked"] == ["b", "a"]
+
+
+def test_non_retryable_error_is_scored_as_a_miss(tmp_path, capsys):
+    cat = tmp_path / "catalog.jsonl"
+    cat.write_text(json.dumps({"id": "a", "title": "T a"}) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"id": "q1", "text": "x", "relevant": ["a"]}) + "\n")
+
+    class _Broken:
+        def search(self, **kw):
+            raise ValueError("boom")
+
+    assert main(["--catalog", str(cat), "--json"], client_factory=_Broken) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["errors"] == 1 and rep["metrics"]["recall@10"] == 0.0
+
+
+def test_heldout_subset_reports_seen_and_unseen_types(tmp_path, capsys):
+    from homesearch.evaluation.split import make_split
+
+    # enough product lines that some are held out; one category only in held-out lines = unseen type
+    cat = [{"id": f"p{i}", "title": f"LINE{i} Thing", "category": "chair" if i % 2 else f"odd{i}"} for i in range(60)]
+    qs = [{"id": f"q{i}", "text": f"t{i}", "relevant": [f"p{i}"]} for i in range(60)]
+    split = make_split(cat, qs)
+    held = [q for q in qs if split.query_part.get(q["id"]) in ("dev", "test")]
+    assert held and any(split.query_seen_type[q["id"]] for q in held) and any(not split.query_seen_type[q["id"]] for q in held)
+    (tmp_path / "catalog.jsonl").write_text("\n".join(json.dumps(p) for p in cat) + "\n")
+    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in qs) + "\n")
+
+    class _Exact:
+        def search(self, text=None, **kw):
+            return _Res([f"p{text[1:]}"])
+
+    assert main(["--catalog", str(tmp_path / "catalog.jsonl"), "--subset", "heldout", "--json"], client_factory=_Exact) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["metrics"]["n"] == len(held)
+    assert rep["seen_type"]["n"] + rep["unseen_type"]["n"] == len(held)
+    assert rep["unseen_type"]["n"] > 0 and rep["unseen_type"]["recall@10"] == 1.0
+
+
+def test_index_summary_does_not_break_json_report(tmp_path, capsys, monkeypatch):
+    import homesearch.ranking.ingest.cli as ingest_cli
+
+    seen = []
+
+    def fake_index(argv):
+        seen.append(argv)
+        print("upserted 1, unchanged 0, failed 0")
+        return 0
+
+    monkeypatch.setattr(ingest_cli, "main", fake_index)
+    cat = tmp_path / "catalog.jsonl"
+    cat.write_text(json.dumps({"id": "a", "title": "T a"}) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"id": "q1", "text": "white bed", "relevant": ["a"]}) + "\n")
+    assert main(["--catalog", str(cat), "--index", "--json"], client_factory=_FakeClient) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["metrics"]["recall@10"] == 1.0 and "upserted 1" in err
+    assert seen and seen[0][0] == str(cat)
