@@ -42,6 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# `up` forks children (subprocess with a pre-exec hook) while gRPC health-check threads run.
+# gRPC's fork handlers then wait on those threads and can deadlock the fork (seen with
+# grpcio 1.85); children exec at once and never use the parent's channels, so turn fork
+# support off before grpc is first imported (it is imported lazily below).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEMO_DIR = REPO_ROOT / "data" / "demo"
 READY_BANNER = "homesearch is serving"
