@@ -51,6 +51,7 @@ lock:
 	   echo "# torch==2.13.0 is the CPU build: pip takes it from the machine's local wheel dir (/opt/wheels)."; \
 	   sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/' requirements.lock.tmp; } > requirements.lock
 	@rm -f requirements.lock.tmp
+	@! grep -n '@ file:' requirements.lock || { echo 'requirements.lock pins a local file: reinstall that package from the index first' >&2; exit 1; }
 
 clean-env:
 	rm -rf $(VENV)
