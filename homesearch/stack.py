@@ -257,6 +257,8 @@ def check_ports_free(ports: dict[str, int]) -> None:
         if not port:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # Like the servers themselves: a port left in TIME-WAIT by a stopped stack is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:

@@ -229,3 +229,23 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
     for name in ("gateway", "ranking", "valkey", "triton"):
         assert f"[up] stopping {name}" in out
     assert out.index("stopping gateway") < out.index("stopping ranking") < out.index("stopping triton")
+
+
+def test_port_check_accepts_time_wait_but_not_listeners() -> None:
+    """A port a stopped stack left in TIME-WAIT is reusable; a listening port is not."""
+    from homesearch.stack import StackError, check_ports_free
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC, Triton and Valkey do
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = listener.accept()
+    conn.close()  # the server side closes first: its end of the connection enters TIME-WAIT
+    client.close()
+    with pytest.raises(StackError, match=f"port {port} \\(gateway\\) is already in use"):
+        check_ports_free({"gateway": port})
+    listener.close()
+    time.sleep(0.1)
+    check_ports_free({"gateway": port})
