@@ -4,7 +4,9 @@ The backbone's 1280-d average-pooled features go through the head (``image_head`
 e5 text space. Inputs are normalised to [-1, 1] by default: that is what the TF-Lite
 EfficientNet-Lite checkpoints were trained with, and it classified our sample catalog photos
 better than ImageNet mean/std (see tests/encoders/test_image_encoder.py); a head card may
-override the pixel normalisation it was trained with.
+override the pixel normalisation it was trained with, and may declare extra inputs
+(``colour_hist_bins``: a colour histogram of the same preprocessed pixels, concatenated after the
+pooled features; ``homesearch.encoders.colour``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from pathlib import Path
 
 import torch
+from homesearch.encoders.colour import colour_histogram
 from homesearch.encoders.encoders import PixelSpec, l2_normalize
 from homesearch.encoders.image_head import ProjectionHead, load_head
 
@@ -52,6 +55,7 @@ class EffNetImageEncoder:
         self.head_version = self.head.card.version
         self.version = f"{BACKBONE}+{self.head_version}"
         self.dim = output_dim
+        self.colour_hist_bins = self.head.card.colour_hist_bins
         px = self.head.card.pixels
         self.pixel_spec = (
             PixelSpec(
@@ -70,10 +74,20 @@ class EffNetImageEncoder:
         return x.float().mean(dim=(2, 3))
 
     @torch.inference_mode()
+    def head_inputs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, input_dim) float32: pooled features, + the colour histogram when the head takes one."""
+        feats = self.features(pixels)
+        if not self.colour_hist_bins:
+            return feats
+        spec = self.pixel_spec
+        hist = colour_histogram(pixels.to(self.device), self.colour_hist_bins, spec.mean, spec.std)
+        return torch.cat([feats, hist], dim=1)
+
+    @torch.inference_mode()
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
         """ImageNet logits from the backbone's own classifier (a sanity check of the weights)."""
         return self.backbone._fc(self.features(pixels).to(self.dtype)).float()
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        return l2_normalize(self.head(self.features(pixels))).cpu()
+        return l2_normalize(self.head(self.head_inputs(pixels))).cpu()

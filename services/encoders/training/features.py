@@ -204,27 +204,39 @@ def extract_views(
     return out
 
 
-def colour_histogram(img, bins: int = 4, drop_white: bool = True) -> np.ndarray:
-    """L1-normalised joint RGB histogram (bins^3) of a product photo, ignoring near-white background."""
-    a = np.asarray(img.convert("RGB").resize((64, 64)), dtype=np.uint8).reshape(-1, 3)
-    if drop_white:
-        keep = a.min(axis=1) < 235
-        if keep.sum() > 16:
-            a = a[keep]
-    q = (a.astype(np.int32) * bins) // 256
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    h = np.bincount(idx, minlength=bins**3).astype(np.float32)
-    return h / max(h.sum(), 1.0)
+def colour_histograms_of_files(paths: Sequence[Path], bins: int = 4, size: int = 224) -> np.ndarray:
+    """(N, bins**3) colour histograms exactly as the serving image tower computes them: the photo's
+    bytes through ``ImagePreprocessor`` (the served padded view), then
+    ``homesearch.encoders.colour.colour_histogram`` (the one implementation, shared with serving)."""
+    import torch
+    from homesearch.encoders.colour import colour_histogram
+    from homesearch.encoders.effnet_image import DEFAULT_PIXELS
+    from homesearch.encoders.preprocess import ImagePreprocessor
+
+    spec = type(DEFAULT_PIXELS)(size=size, mean=DEFAULT_PIXELS.mean, std=DEFAULT_PIXELS.std)
+    pre = ImagePreprocessor(spec, torch.device("cpu"))
+    out = np.zeros((len(paths), bins**3), np.float32)
+    for i, p in enumerate(paths):
+        batch, ok, errors = pre([Path(p).read_bytes()])
+        if not ok:
+            raise ValueError(f"{p}: {errors}")
+        out[i] = colour_histogram(batch, bins, spec.mean, spec.std)[0].numpy()
+    return out
 
 
 def extract_colour_histograms(products: Sequence[dict], catalog_dir: Path, bins: int = 4) -> np.ndarray:
-    from PIL import Image
+    """(N, bins**3) colour histograms of the padded serving view, cached like the features."""
+    from homesearch.encoders.colour import COLOUR_HIST_METHOD
 
     paths = [resolve_image(p, catalog_dir) for p in products]
-    key = hashlib.sha1("\n".join([f"hist{bins}"] + [f"{p}:{p.stat().st_size}" for p in paths]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        "\n".join([f"hist{bins}", COLOUR_HIST_METHOD] + [f"{p}:{p.stat().st_size}" for p in paths]).encode()
+    ).hexdigest()[:16]
     f = cache_dir() / f"hist{bins}-{key}.npy"
     if f.exists():
         return np.load(f)
-    out = np.stack([colour_histogram(Image.open(p), bins) for p in paths])
-    np.save(f, out)
+    out = colour_histograms_of_files(paths, bins)
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(f)
     return out

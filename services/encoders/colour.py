@@ -1,0 +1,67 @@
+"""The colour histogram a head may take next to the 1280-d backbone features: one implementation,
+imported by the serving image tower (``effnet_image``) and by head training
+(``training.features``), so both compute the same numbers from the same pixels.
+
+Input: the image tower's preprocessed batch (``preprocess.ImagePreprocessor``: EXIF, RGB, longest
+side to ``size``, white pad to a square; then normalised with the tower's ``PixelSpec``), on CPU
+or GPU. Steps (method ``COLOUR_HIST_METHOD``):
+
+1. undo the normalisation (``x * std * 255 + mean * 255``) and round to integer 0..255 (the
+   rounding removes the float error of normalise/undo, so CPU values are exactly the decoder's
+   uint8; GPU bilinear resizing in float differs only by that rounding);
+2. drop near-white pixels, ``min(R, G, B) >= 235`` (the background and the white padding),
+   unless 16 or fewer pixels would remain (then every pixel counts);
+3. joint RGB histogram, ``bins`` per channel (``bins**3`` cells, cell of a channel value ``v`` is
+   ``v * bins // 256``; index ``(r * bins + g) * bins + b``), L1-normalised.
+
+Integer counting (``bincount`` without weights), so the result is exact and deterministic on
+either device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+COLOUR_HIST_METHOD = "rgb-joint-pad224-nowhite235-v1"
+WHITE_MIN = 235  # a pixel whose darkest channel is >= this is background
+MIN_KEPT = 16  # fewer kept pixels than this + 1: use all pixels
+
+
+def histogram_dim(bins: int) -> int:
+    return int(bins) ** 3 if bins else 0
+
+
+def to_uint8_range(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(n, 3, H, W) normalised model input -> (n, 3, H, W) int64 in 0..255 (undo + round)."""
+    x = pixels.float()
+    m = torch.tensor(tuple(mean), device=x.device, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    s = torch.tensor(tuple(std), device=x.device, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    return torch.round(x * s + m).clamp_(0, 255).long()
+
+
+def colour_histogram_uint8(rgb: torch.Tensor, bins: int) -> torch.Tensor:
+    """(n, 3, H, W) integer 0..255 -> (n, bins**3) float32 L1-normalised histograms (same device)."""
+    if rgb.dim() != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"expected (n, 3, H, W) pixels, got {tuple(rgb.shape)}")
+    if bins < 1 or bins > 256:
+        raise ValueError(f"bins must be in 1..256, got {bins}")
+    n = rgb.shape[0]
+    cells = bins**3
+    x = rgb.long().flatten(2)  # (n, 3, P)
+    keep = x.min(dim=1).values < WHITE_MIN  # (n, P)
+    few = keep.sum(dim=1) <= MIN_KEPT  # mostly-white image: count every pixel
+    keep = keep | few[:, None]
+    q = (x * bins) // 256
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]  # (n, P)
+    offset = torch.arange(n, device=x.device)[:, None] * cells
+    dump = n * cells  # dropped pixels land in one extra cell that is cut off
+    flat = torch.where(keep, idx + offset, torch.full_like(idx, dump)).reshape(-1)
+    counts = torch.bincount(flat, minlength=dump + 1)[:dump].reshape(n, cells).float()
+    return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def colour_histogram(pixels: torch.Tensor, bins: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(n, 3, H, W) normalised model input (as the image tower receives it) -> (n, bins**3) float32."""
+    return colour_histogram_uint8(to_uint8_range(pixels, mean, std), bins)

@@ -1,0 +1,91 @@
+"""Shipped image heads: the default head through Triton equals the training pipeline's vectors
+(the colour-histogram input included), and the previous head (1280-d input only) still loads and
+serves exactly as before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.encoders.helpers import IKEA
+
+pytest.importorskip("efficientnet_lite_pytorch")
+
+HEADS = Path(__file__).resolve().parents[2] / "services" / "encoders" / "heads"
+DEFAULT_HEAD = HEADS / "default"
+PREVIOUS_HEAD = HEADS / "head-lite0-v1-0512a3de"  # shipped before colour-histogram heads; kept
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def training_pipeline_vectors(head_dir: Path, tmp_path: Path, monkeypatch) -> tuple[list[bytes], np.ndarray]:
+    """Vectors of the test photos as `homesearch train` computes them (pad view features from the
+    training feature extractor, its colour histograms, the training-side head loader)."""
+    monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
+    from homesearch.encoders.training import features as F
+    from homesearch.encoders.training.head import load_head
+    from homesearch.encoders.training.train import embed_images
+
+    paths = sorted(IKEA.glob("*.jpg"))
+    products = [{"id": p.stem, "image": p.name} for p in paths]
+    views = F.extract_views(products, IKEA, use_cache=False, progress=False)[:, 0]  # the served (pad) view
+    head, card = load_head(head_dir)
+    bins = int(card.get("colour_hist_bins", 0))
+    assert bins == int(card["settings"]["colour_hist_bins"])
+    inputs = np.concatenate([views, F.colour_histograms_of_files(paths, bins)], axis=1) if bins else views
+    return [p.read_bytes() for p in paths], embed_images(head, inputs)
+
+
+def test_default_head_through_triton_matches_training_pipeline(encoder_client, tmp_path, monkeypatch):
+    card = json.loads((DEFAULT_HEAD / "head.json").read_text())
+    assert encoder_client.model_info().image_version == f"effnet-lite0+{card['version']}"
+    imgs, trained = training_pipeline_vectors(DEFAULT_HEAD, tmp_path, monkeypatch)
+    served = encoder_client.embed_images(imgs)
+    assert cos(served, trained).min() >= 0.999
+
+
+def test_default_head_takes_the_colour_histogram():
+    """The shipped default is the colour-histogram head (docs/evaluation.md, "Colour histogram input")."""
+    from homesearch.encoders.image_head import HeadCard
+
+    card = HeadCard.read(DEFAULT_HEAD)
+    assert card.colour_hist_bins == 4 and card.input_dim == 1280 + 64
+
+
+def test_previous_head_loads_and_serves_as_before_in_process(tmp_path, monkeypatch):
+    from homesearch.encoders.effnet_image import EffNetImageEncoder
+    from homesearch.encoders.preprocess import ImagePreprocessor
+
+    enc = EffNetImageEncoder(head_dir=PREVIOUS_HEAD)
+    assert enc.version == "effnet-lite0+head-lite0-v1-0512a3de"
+    assert enc.colour_hist_bins == 0 and enc.head.card.input_dim == 1280
+    imgs, trained = training_pipeline_vectors(PREVIOUS_HEAD, tmp_path, monkeypatch)
+    pixels, _, _ = ImagePreprocessor(enc.pixel_spec, torch.device("cpu"))(imgs)
+    assert torch.equal(enc.head_inputs(pixels), enc.features(pixels))  # no extra inputs
+    assert cos(enc.encode_pixels(pixels).numpy(), trained).min() >= 0.9999
+
+
+def test_previous_head_serves_through_triton(tmp_path, monkeypatch):
+    from homesearch.encoders.client import EncoderClient
+    from homesearch.encoders.launcher import TritonNotFoundError, TritonServer, UnsupportedPlatformError
+
+    imgs, trained = training_pipeline_vectors(PREVIOUS_HEAD, tmp_path, monkeypatch)
+    server = TritonServer(http_port=0, grpc_port=0, metrics_port=0, device="cpu", startup_timeout_s=240,
+                          image_head=PREVIOUS_HEAD, work_dir=tmp_path / "work")
+    try:
+        server.start()
+    except (TritonNotFoundError, UnsupportedPlatformError) as e:
+        pytest.skip(f"tritonserver unavailable here: {e}")
+    try:
+        with EncoderClient(server.grpc_url, timeout_s=120) as client:
+            assert client.model_info().image_version == "effnet-lite0+head-lite0-v1-0512a3de"
+            served = client.embed_images(imgs)
+    finally:
+        server.stop()
+    assert cos(served, trained).min() >= 0.9999
