@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,25 +16,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from homesearch.stack import PORT_FLAGS, free_ports
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CATALOG = REPO / "data" / "demo" / "catalog.jsonl"
-PORT_FLAGS = [
-    "--gateway-port", "--ranking-port", "--triton-grpc-port", "--triton-http-port", "--triton-metrics-port",
-    "--valkey-port", "--gateway-metrics-port", "--ranking-metrics-port",
-]
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @dataclass
 class StackAddrs:
     gateway: str

@@ -60,6 +60,32 @@ class StackError(RuntimeError):
 # --------------------------------------------------------------------------- config
 
 
+# (flag, env var, default, what): every port `up` binds. Tests and benchmarks reuse these.
+PORTS = [
+    ("gateway-port", "HOMESEARCH_UP_GATEWAY_PORT", 50051, "public Search API"),
+    ("ranking-port", "HOMESEARCH_UP_RANKING_PORT", 50052, "ranking service gRPC"),
+    ("triton-grpc-port", "HOMESEARCH_UP_TRITON_GRPC_PORT", 8001, "Triton gRPC"),
+    ("triton-http-port", "HOMESEARCH_UP_TRITON_HTTP_PORT", 8000, "Triton HTTP"),
+    ("triton-metrics-port", "HOMESEARCH_UP_TRITON_METRICS_PORT", 8002, "Triton metrics"),
+    ("valkey-port", "HOMESEARCH_UP_VALKEY_PORT", 6380, "embedded Valkey"),
+    ("gateway-metrics-port", "HOMESEARCH_UP_GATEWAY_METRICS_PORT", 9101, "gateway /metrics, 0 = off"),
+    ("ranking-metrics-port", "HOMESEARCH_UP_RANKING_METRICS_PORT", 9102, "ranking /metrics, 0 = off"),
+]
+PORT_FLAGS = [f"--{flag}" for flag, *_ in PORTS]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now (for tests and benchmarks)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -83,17 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "always bind 127.0.0.1 [HOMESEARCH_UP_HOST] (default 127.0.0.1)")
     p.add_argument("--data-dir", type=Path, default=Path(_env("HOMESEARCH_DATA_DIR", "./var")),
                    help="index, Valkey data, logs, api key [HOMESEARCH_DATA_DIR] (default ./var)")
-    ports = [
-        ("gateway-port", "HOMESEARCH_UP_GATEWAY_PORT", 50051, "public Search API"),
-        ("ranking-port", "HOMESEARCH_UP_RANKING_PORT", 50052, "ranking service gRPC"),
-        ("triton-grpc-port", "HOMESEARCH_UP_TRITON_GRPC_PORT", 8001, "Triton gRPC"),
-        ("triton-http-port", "HOMESEARCH_UP_TRITON_HTTP_PORT", 8000, "Triton HTTP"),
-        ("triton-metrics-port", "HOMESEARCH_UP_TRITON_METRICS_PORT", 8002, "Triton metrics"),
-        ("valkey-port", "HOMESEARCH_UP_VALKEY_PORT", 6380, "embedded Valkey"),
-        ("gateway-metrics-port", "HOMESEARCH_UP_GATEWAY_METRICS_PORT", 9101, "gateway /metrics, 0 = off"),
-        ("ranking-metrics-port", "HOMESEARCH_UP_RANKING_METRICS_PORT", 9102, "ranking /metrics, 0 = off"),
-    ]
-    for flag, env, default, what in ports:
+    for flag, env, default, what in PORTS:
         p.add_argument(f"--{flag}", type=int, default=int(_env(env, str(default))),
                        help=f"{what} [{env}] (default {default})")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),

@@ -19,26 +19,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from homesearch.client import HomesearchClient
+from homesearch.stack import PORT_FLAGS, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
-PORT_FLAGS = [
-    "--gateway-port", "--ranking-port", "--triton-grpc-port", "--triton-http-port", "--triton-metrics-port",
-    "--valkey-port", "--gateway-metrics-port", "--ranking-metrics-port",
-]
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -133,7 +117,7 @@ def test_help() -> None:
 
 
 def test_port_in_use_is_reported_before_starting_anything(tmp_path: Path) -> None:
-    ports = _free_ports(len(PORT_FLAGS))
+    ports = free_ports(len(PORT_FLAGS))
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", ports[0]))
         blocker.listen()
@@ -164,7 +148,7 @@ def _demo_subset(tmp_path: Path) -> Path:
 
 
 def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
+    ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS))))
     args = [x for flag, port in ports.items() for x in (flag, str(port))]
     catalog = _demo_subset(tmp_path)
     up = Up(["--data-dir", str(tmp_path / "var"), *args, "--index", str(catalog), "--demo",
