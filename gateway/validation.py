@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+from homesearch.ranking.index.schema import normalize_attr_key
 from homesearch.v1 import search_pb2
 
 from .config import GatewaySettings
@@ -126,9 +127,11 @@ def _validate_filter(
             if len(value) > MAX_FILTER_VALUE_CHARS:
                 raise RequestError(f"filter.attributes[{key!r}] is too long: at most {MAX_FILTER_VALUE_CHARS} characters")
         if attribute_keys is not None:
-            known = attribute_keys(flt.attributes.keys())
+            # Compare as the index stores them ("Main Colour" -> main_colour), the same rule ranking applies.
+            normalized = {k: normalize_attr_key(k) for k in flt.attributes}
+            known = attribute_keys(normalized.values())
             if known is not None:
-                unknown = sorted(k for k in flt.attributes if k not in known)
+                unknown = sorted(k for k, nk in normalized.items() if nk not in known)
                 if unknown:
                     listing = ", ".join(sorted(known)) or "none"
                     raise RequestError(

@@ -57,6 +57,8 @@ def test_rejects_with_precise_message(req: search_pb2.SearchRequest, message: st
         search_pb2.SearchRequest(image=b"RIFF\0\0\0\0WEBPVP8 "),
         search_pb2.SearchRequest(text="  chair  ", image=b"\xff\xd8\xff\xe0"),
         search_pb2.SearchRequest(text="x", filter=search_pb2.Filter(min_price=5, max_price=5, attributes={"color": "white"})),
+        # keys are matched as the index stores them, like the ranking service does
+        search_pb2.SearchRequest(text="x", filter=search_pb2.Filter(attributes={"Color ": "white", "SIZE": "90"})),
     ],
 )
 def test_accepts_valid_requests(req: search_pb2.SearchRequest) -> None:
