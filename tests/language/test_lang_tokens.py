@@ -1,7 +1,7 @@
 import pytest
 
 from services.ranking.language import tokenize
-from services.ranking.language.tokens import stem
+from services.ranking.language.english import stem
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .english import english_terms
+
 __all__ = ["Entry", "Glossary", "get_glossary", "GLOSSARY_PATH", "NUM"]
 
 GLOSSARY_PATH = Path(__file__).with_name("data") / "glossary.tsv"
@@ -49,8 +51,6 @@ class Glossary:
     """Immutable lookup tables built once from the TSV rows."""
 
     def __init__(self, entries: list[Entry]) -> None:
-        from .tokens import english_terms  # local import: tokens lazily imports this module
-
         self.entries = entries
         self.zh: dict[str, Entry] = {}
         self.templates: dict[str, Entry] = {}  # suffix after {n} → entry

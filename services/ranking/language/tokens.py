@@ -21,20 +21,15 @@ One function serves documents and queries, so both sides always agree on terms:
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from functools import lru_cache
 from typing import Iterator
 
+from .english import PIECES, latin_terms
+from .glossary import get_glossary
 from .normalize import fold
 
-__all__ = ["tokenize", "english_terms", "stem", "segment_han", "EN_STOPWORDS", "ZH_STOPWORDS"]
+__all__ = ["tokenize", "segment_han", "ZH_STOPWORDS"]
 
-EN_STOPWORDS = frozenset(
-    """a an the and or of to in on at by for with w from into onto as is are be been it its
-    this that these those you your yours our we i me my so if than then when which who what
-    can may will also not no s t x about up out over under more most very just""".split()
-)
 ZH_STOPWORDS = frozenset(
     """的 地 得 了 着 和 与 及 或 跟 同 是 在 把 被 给 很 也 都 就 又 还 吗 呢 吧 啊 哦 嘛 呀 啦
     个 款 只 些 这 那 这个 那个 这款 那种 我 你 他 她 它 我们 你们 要 想 买 找 求 请 有 带 用 配
@@ -44,20 +39,6 @@ ZH_STOPWORDS = frozenset(
 )
 # Colour words whose 色 is not a colour suffix.
 _SE_KEEP = frozenset({"颜色", "彩色", "多色", "本色", "特色", "出色", "角色", "景色", "原色", "混色", "无色", "纯色", "深色", "浅色"})
-# US → British (catalog) spelling for common furnishing words.
-_SPELLING = {
-    "gray": "grey", "color": "colour", "colors": "colours", "colored": "coloured", "aluminum": "aluminium",
-    "organizer": "organiser", "organizers": "organisers", "fiber": "fibre", "fibers": "fibres",
-    "center": "centre", "jewelry": "jewellery", "rumpus": "playroom", "cozy": "cosy", "mold": "mould",
-}
-
-_PIECES = re.compile(
-    r"(?P<han>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)"
-    r"|(?P<num>\d+(?:\.\d+)?)"
-    r"|(?P<lat>[A-Za-z\u00c0-\u024f]+(?:'[A-Za-z]+)?)"
-    r"|(?P<other>[^\W\d_A-Za-z\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)"
-)
-
 _jieba_lock = threading.Lock()
 _jieba = None
 
@@ -73,8 +54,6 @@ def _get_jieba():
                 jieba.setLogLevel(logging.WARNING)
                 tk = jieba.Tokenizer()
                 tk.initialize()
-                from .glossary import get_glossary
-
                 for w in get_glossary().jieba_words():
                     tk.add_word(w)  # freq suggested so the compound beats its own split
                 _jieba = tk
@@ -89,42 +68,6 @@ def segment_han(run: str, mode: str = "precise") -> list[str]:
     return list(tk.cut(run, HMM=False))
 
 
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """Light English normalisation: spelling map + plural stripping (lower-case input)."""
-    word = _SPELLING.get(word, word)
-    n = len(word)
-    if n <= 3 or not word.endswith("s"):
-        return word
-    if word.endswith("ies") and n > 4:
-        return word[:-3] + "y"
-    if word.endswith("lves"):
-        return word[:-3] + "f"  # shelves → shelf
-    if word.endswith("ives") and n > 5:
-        return word[:-3] + "fe"  # knives → knife
-    if word.endswith(("sses", "ches", "shes", "xes", "zzes")):
-        return word[:-2]
-    if word.endswith(("ss", "us", "is", "ous")):
-        return word
-    return word[:-1]
-
-
-def _latin_terms(word: str, variants: bool) -> Iterator[str]:
-    if "'" in word:
-        word = word.split("'", 1)[0]  # children's → children
-    low = word.lower()
-    if len(word) >= 2 and word.isupper():  # brand / line name as typed: keep exact
-        yield low
-        if variants:
-            s = stem(low)
-            if s != low:
-                yield s
-        return
-    if low in EN_STOPWORDS:
-        return
-    yield stem(low)
-
-
 def _han_terms(run: str, mode: str) -> Iterator[str]:
     for w in segment_han(run, mode):
         if w in ZH_STOPWORDS:
@@ -135,13 +78,13 @@ def _han_terms(run: str, mode: str) -> Iterator[str]:
 
 
 def _terms(text: str, mode: str, variants: bool) -> Iterator[str]:
-    for m in _PIECES.finditer(fold(text)):
+    for m in PIECES.finditer(fold(text)):
         kind = m.lastgroup
         s = m.group()
         if kind == "han":
             yield from _han_terms(s, mode)
         elif kind == "lat":
-            yield from _latin_terms(s, variants)
+            yield from latin_terms(s, variants)
         elif kind == "num":
             yield s
         else:  # other scripts (kana, Hangul, Cyrillic): keep as opaque lower-cased words
@@ -162,9 +105,3 @@ def tokenize(text: str, mode: str | None = None, variants: bool = False) -> list
     if mode not in ("search", "precise"):
         raise ValueError("mode must be 'search' or 'precise'")
     return list(_terms(text, mode, variants))
-
-
-def english_terms(text: str) -> list[str]:
-    """Terms of English text only (no jieba): used to key the glossary's English side."""
-    return [t for m in _PIECES.finditer(fold(text)) if m.lastgroup in ("lat", "num")
-            for t in (_latin_terms(m.group(), False) if m.lastgroup == "lat" else [m.group()])]

@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .english import EN_STOPWORDS, english_terms, latin_terms
 from .glossary import NUM, Entry, get_glossary
 from .normalize import chinese_number_to_int
-from .tokens import EN_STOPWORDS, ZH_STOPWORDS, _latin_terms, english_terms, segment_han
+from .tokens import ZH_STOPWORDS, segment_han
 
 __all__ = ["Unit", "Translation", "translate_zh_to_en", "translate_en_to_zh", "zh_units", "en_matches", "zh_synonyms",
            "pick_senses"]
@@ -288,7 +289,7 @@ def en_matches(folded: str) -> list[tuple[str, list[str] | None, str]]:
         kind, s = m.lastgroup, m.group()
         if kind == "lat":
             for part in filter(None, re.split(r"[-+]", s)):
-                terms = list(_latin_terms(part, variants=False))
+                terms = list(latin_terms(part, variants=False))
                 if terms:
                     items.append((part, terms[0]))
                 elif part.lower() not in EN_STOPWORDS:
