@@ -22,6 +22,8 @@ from typing import Any
 
 import grpc
 
+from homesearch.rpc.interceptors import Behavior, wrap_behavior
+
 from .rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -112,41 +114,39 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(OPEN_SERVICE_PREFIXES) or not handler.unary_unary:
             return handler
         metadata = handler_call_details.invocation_metadata
-        inner = handler.unary_unary
 
-        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            if self.auth is None:
-                caller = "anonymous@" + _peer_host(context.peer())
-            else:
-                token = bearer_token(metadata)
-                if token is None:
-                    self.on_reject("missing_key")
+        def wrap(inner: Behavior) -> Behavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                if self.auth is None:
+                    caller = "anonymous@" + _peer_host(context.peer())
+                else:
+                    token = bearer_token(metadata)
+                    if token is None:
+                        self.on_reject("missing_key")
+                        context.abort(
+                            grpc.StatusCode.UNAUTHENTICATED,
+                            "missing API key: send metadata 'authorization: Bearer <key>'",
+                        )
+                    name = self.auth.identify(token) if token else None
+                    if name is None:
+                        self.on_reject("invalid_key")
+                        context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
+                    caller = name
+                wait_s = self.limiter.acquire(caller)
+                if wait_s > 0:
+                    self.on_reject("rate_limited")
+                    context.set_trailing_metadata((("retry-after-ms", str(max(1, int(wait_s * 1000)))),))
                     context.abort(
-                        grpc.StatusCode.UNAUTHENTICATED,
-                        "missing API key: send metadata 'authorization: Bearer <key>'",
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"rate limit exceeded for {caller.split('@')[0]}: {self.limiter.rps:g} requests/s, "
+                        f"burst {self.limiter.burst}; retry in {wait_s * 1000:.0f} ms",
                     )
-                name = self.auth.identify(token) if token else None
-                if name is None:
-                    self.on_reject("invalid_key")
-                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
-                caller = name
-            wait_s = self.limiter.acquire(caller)
-            if wait_s > 0:
-                self.on_reject("rate_limited")
-                context.set_trailing_metadata((("retry-after-ms", str(max(1, int(wait_s * 1000)))),))
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"rate limit exceeded for {caller.split('@')[0]}: {self.limiter.rps:g} requests/s, "
-                    f"burst {self.limiter.burst}; retry in {wait_s * 1000:.0f} ms",
-                )
-            token_ctx = caller_var.set(caller)
-            try:
-                return inner(request, context)
-            finally:
-                caller_var.reset(token_ctx)
+                token_ctx = caller_var.set(caller)
+                try:
+                    return inner(request, context)
+                finally:
+                    caller_var.reset(token_ctx)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return behavior
+
+        return wrap_behavior(handler, wrap)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from homesearch.validation import DEFAULT_LIMITS, SearchLimits
+
 
 class GatewaySettings(BaseSettings):
     """Every knob of the gateway. Field ``foo`` reads ``HOMESEARCH_GATEWAY_FOO``."""
@@ -39,18 +41,19 @@ class GatewaySettings(BaseSettings):
     tls_cert: str = Field("", description="PEM certificate chain file; enables TLS with tls_key")
     tls_key: str = Field("", description="PEM private key file")
 
-    # Request validation.
-    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest accepted photo")
-    max_text_chars: int = Field(1000, ge=1, description="longest accepted query text (characters)")
-    default_top_k: int = Field(10, ge=1)
-    max_top_k: int = Field(100, ge=1)
-    max_offset: int = Field(1000, ge=0)
+    # Request limits (defaults: homesearch.validation.SearchLimits, the documented public limits).
+    max_image_bytes: int = Field(DEFAULT_LIMITS.max_image_bytes, ge=1, description="largest accepted photo")
+    max_text_chars: int = Field(DEFAULT_LIMITS.max_text_chars, ge=1, description="longest accepted query text (characters)")
+    max_top_k: int = Field(DEFAULT_LIMITS.max_top_k, ge=1)
+    max_offset: int = Field(DEFAULT_LIMITS.max_offset, ge=0)
 
     # Deadlines and health.
     default_timeout_s: float = Field(10.0, gt=0, description="downstream deadline when the caller sets none")
     deadline_margin_ms: float = Field(20.0, ge=0, description="kept back from the caller's deadline")
     health_interval_s: float = Field(2.0, gt=0, description="how often ranking reachability is checked")
-    index_info_ttl_s: float = Field(10.0, ge=0, description="cache time of the ranking's attribute keys")
+
+    def limits(self) -> SearchLimits:
+        return SearchLimits(self.max_text_chars, self.max_image_bytes, self.max_top_k, self.max_offset)
 
     def tls_enabled(self) -> bool:
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -1,10 +1,9 @@
 """SearchService implementation: validate, forward to ranking, map errors.
 
-The Search method is registered with a pass-through request deserializer so the
-gateway parses the bytes itself: protobuf rejects invalid UTF-8 in ``string``
-fields at parse time, and gRPC would otherwise report that as INTERNAL
-("Exception deserializing request"). Here it becomes INVALID_ARGUMENT with a
-clear message.
+The Search method is registered with a deserializer that never raises
+(:func:`parse_request`): protobuf rejects invalid UTF-8 in ``string`` fields at
+parse time, and gRPC would otherwise report that as INTERNAL ("Exception
+deserializing request"). Here it becomes INVALID_ARGUMENT with a clear message.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -22,11 +20,11 @@ from prometheus_client import Counter, Gauge
 
 from homesearch.rpc.server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
 from homesearch.observability.logging import request_id_var
-from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
+from homesearch.v1 import ranking_pb2_grpc, search_pb2
+from homesearch.validation import RequestError, explain_undecodable, validate_request
 
 from .auth import caller_var
 from .config import GatewaySettings
-from .validation import RequestError, explain_undecodable, validate_request
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ _PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECON
 
 
 class RankingClient:
-    """Channel to the ranking service, plus its cached attribute keys."""
+    """Channel to the ranking service."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
@@ -60,31 +58,6 @@ class RankingClient:
         )
         self.rank_stub = ranking_pb2_grpc.RankingServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
-        self._keys: set[str] | None = None
-        self._keys_at = 0.0
-        self._lock = threading.Lock()
-
-    def attribute_keys(self, requested: Iterable[str], timeout_s: float) -> set[str] | None:
-        """Known attribute keys, cached ``index_info_ttl_s``; refreshed early (at most
-        once a second) when the request names a key the cache does not know yet,
-        since a catalog upsert may just have added it."""
-        requested = list(requested)
-        now = time.monotonic()
-        with self._lock:
-            keys, age = self._keys, now - self._keys_at
-        fresh = keys is not None and age < self.settings.index_info_ttl_s
-        if fresh and (all(k in keys for k in requested) or age < 1.0):
-            return keys
-        try:
-            info = self.rank_stub.IndexInfo(ranking_pb2.IndexInfoRequest(), timeout=timeout_s)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                return None  # leave attribute validation to ranking
-            raise
-        keys = set(info.attribute_keys)
-        with self._lock:
-            self._keys, self._keys_at = keys, time.monotonic()
-        return keys
 
     def check_health(self, timeout_s: float = 1.0) -> bool:
         for service in (RANKING_SERVICE, ""):
@@ -101,6 +74,23 @@ class RankingClient:
         self.channel.close()
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A request body that is not a valid SearchRequest, kept for a precise error message."""
+
+    raw: bytes
+    error: str
+
+
+def parse_request(raw: bytes) -> search_pb2.SearchRequest | Undecodable:
+    """The Search deserializer. It never raises: grpc turns a deserializer exception into an
+    opaque INTERNAL, while ``Search`` answers an Undecodable with INVALID_ARGUMENT naming the field."""
+    try:
+        return search_pb2.SearchRequest.FromString(raw)
+    except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+        return Undecodable(raw, str(exc))
+
+
 class SearchServicer:
     def __init__(self, settings: GatewaySettings, ranking: RankingClient) -> None:
         self.settings = settings
@@ -110,7 +100,7 @@ class SearchServicer:
     def register(self, server: grpc.Server) -> None:
         handler = grpc.unary_unary_rpc_method_handler(
             self.Search,
-            request_deserializer=None,  # raw bytes: parsed in Search (see module doc)
+            request_deserializer=parse_request,  # never raises: see module doc
             response_serializer=search_pb2.SearchResponse.SerializeToString,
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SEARCH_SERVICE, {"Search": handler}),))
@@ -122,19 +112,14 @@ class SearchServicer:
             remaining = self.settings.default_timeout_s
         return remaining - self.settings.deadline_margin_ms / 1000.0
 
-    def Search(self, raw: bytes, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
+    def Search(self, req: search_pb2.SearchRequest | Undecodable, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
         start = time.perf_counter()
-        try:
-            req = search_pb2.SearchRequest.FromString(raw)
-        except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(req, Undecodable):
             REJECTED.labels("decode").inc()
-            log.info("undecodable request", extra={"error": str(exc), "bytes": len(raw)})
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, explain_undecodable(raw))
-
-        metadata = dict(context.invocation_metadata() or ())
-        rid = req.request_id or metadata.get(REQUEST_ID_KEY) or request_id_var.get() or uuid.uuid4().hex[:16]
+            log.info("undecodable request", extra={"error": req.error, "bytes": len(req.raw)})
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, explain_undecodable(req.raw))
+        rid = request_id_var.get()  # decided by the RequestIdInterceptor
         req.request_id = rid
-        request_id_var.set(rid)
 
         remaining = self._remaining_s(context)
         if remaining <= 0:
@@ -145,19 +130,10 @@ class SearchServicer:
             )
 
         try:
-            validate_request(
-                req,
-                self.settings,
-                attribute_keys=lambda keys: self.ranking.attribute_keys(keys, timeout_s=max(0.001, self._remaining_s(context))),
-            )
+            validate_request(req, self.settings.limits())
         except RequestError as exc:
             REJECTED.labels("invalid").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except grpc.RpcError as exc:  # IndexInfo failed
-            self._abort_downstream(context, exc, "index info")
-
-        if req.top_k == 0:
-            req.top_k = self.settings.default_top_k
 
         remaining = self._remaining_s(context)
         if remaining <= 0:

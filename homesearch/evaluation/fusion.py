@@ -1,20 +1,18 @@
-"""Score-level fusion as the ranking service applies it, simulated offline in numpy.
+"""Offline fusion study: the ranking service's score fusion applied to precomputed score matrices.
 
 Per query, each signal s returns its top-K candidates with raw scores x_s(d) (K = ``depth``).
-Candidates = union over signals. Methods (w_s = per-signal weight):
+Candidates = union over signals; F(d) = sum_s w_s * n_s(d). The per-signal normalisation n_s is
+the service's own ``services.ranking.fusion.normalize`` (minmax, zscore, dbsf, max: formulas in
+that module), applied per query over s's top-K; a candidate absent from s's top-K gets the value
+of the pool minimum, as in the service. Extra spellings here:
 
-  raw     F(d) = sum_s w_s * x_s(d)                       absent from s's top-K -> min_K(x_s)
-  minmax  F(d) = sum_s w_s * (x_s(d) - min_K) / (max_K - min_K)            absent -> 0
-  zscore  F(d) = sum_s w_s * (x_s(d) - mean_K) / std_K        absent -> (min_K - mean_K) / std_K
-  dbsf    F(d) = sum_s w_s * clip((x_s(d) - (mean_K - 3 std_K)) / (6 std_K), 0, 1)
-                                                        absent -> the value of min_K
-  max     F(d) = sum_s w_s * max(0, x_s(d) / max_K)               absent -> 0 (for BM25)
-  a+b     dense signals (text, image) normalised with a, lexical (bm25) with b; "dbsf+max" is
-          services/ranking/fusion.py's default (normalization=dbsf, lexical_normalization=max)
-  rrf     F(d) = sum_s w_s / (k + rank_s(d))   rank from 1 within s's top-K, k = 60;  absent -> 0
+  raw     n_s = x_s (absent -> min_K): the naive baseline the service never uses
+  a+b     dense signals (text, image) normalised with a, lexical (bm25) with b; ``SERVICE_DEFAULT``
+          names what ``FusionDefaults`` (services/ranking/config.py, the one source of fusion
+          defaults) selects
+  rrf     n_s = 1 / (k + rank_s(d)), rank from 1 within s's top-K, k = ``FusionDefaults.rrf_k``
 
-min_K / max_K / mean_K / std_K are taken over signal s's own top-K scores for that query
-(std_K population std; a zero range/std -> the term contributes 0). Ties broken by product order.
+Ties broken by product order.
 """
 
 from __future__ import annotations
@@ -25,9 +23,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from homesearch.evaluation.metrics import evaluate_scores
+from services.ranking.config import FusionDefaults
+from services.ranking.fusion import normalize as service_normalize
 
+DEFAULTS = FusionDefaults()
+#: what the ranking service does by default, spelled as a method of this module
+SERVICE_DEFAULT = f"{DEFAULTS.normalization}+{DEFAULTS.lexical_normalization}"
 METHODS = ("raw", "minmax", "zscore", "dbsf", "dbsf+max", "minmax+max", "rrf")
-RRF_K = 60
 LEXICAL = {"bm25", "tfidf", "lexical"}
 
 
@@ -41,38 +43,43 @@ def _norm_for(method: str, signal: str) -> str:
 
 def normalise(x: np.ndarray, method: str, depth: int) -> np.ndarray:
     """x (Q, G) raw scores of one signal -> (Q, G) normalised contributions per ``method``
-    (before the weight), computed from each row's top-``depth`` candidates as the module doc says."""
+    (before the weight), computed from each row's top-``depth`` candidates.
+
+    Every method but ``raw`` is the ranking service's own code: ``services.ranking.fusion.normalize``
+    per query (a candidate outside the top-K gets the pool-minimum value it returns), and RRF with
+    the service's ``FusionDefaults.rrf_k``. ``raw`` is the naive baseline the service never uses."""
     q, g = x.shape
     k = min(depth, g)
     top = np.argpartition(-x, k - 1, axis=1)[:, :k]
-    in_top = np.zeros_like(x, dtype=bool)
-    np.put_along_axis(in_top, top, True, axis=1)
-    tv = np.take_along_axis(x, top, 1)
-    if method == "raw":
-        return np.where(in_top, x, tv.min(1, keepdims=True))
-    if method == "minmax":
-        lo, hi = tv.min(1, keepdims=True), tv.max(1, keepdims=True)
-        rng = np.where(hi - lo > 0, hi - lo, np.inf)
-        return np.where(in_top, (x - lo) / rng, 0.0)
-    if method == "zscore":
-        mu, sd = tv.mean(1, keepdims=True), tv.std(1, keepdims=True)
-        sd = np.where(sd > 0, sd, np.inf)
-        return np.where(in_top, (x - mu) / sd, (tv.min(1, keepdims=True) - mu) / sd)
-    if method == "dbsf":
-        mu, sd = tv.mean(1, keepdims=True), tv.std(1, keepdims=True)
-        base, width = mu - 3 * sd, np.where(sd > 0, 6 * sd, np.inf)
-        f = lambda v: np.clip((v - base) / width, 0.0, 1.0)  # noqa: E731
-        return np.where(in_top, f(x), f(tv.min(1, keepdims=True)))
-    if method == "max":
-        hi = tv.max(1, keepdims=True)
-        hi = np.where(hi > 1e-9, hi, np.inf)
-        return np.where(in_top, np.maximum(0.0, x / hi), 0.0)
-    if method == "rrf":
-        order = np.argsort(-x, axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(1, g + 1)[None, :].repeat(q, 0), axis=1)
-        return np.where(in_top, 1.0 / (RRF_K + ranks), 0.0)
-    raise ValueError(method)
+    out = np.zeros_like(x, dtype=np.float64)
+    for i in range(q):
+        cols = top[i]
+        scores = x[i, cols]
+        if method == "raw":
+            out[i] = scores.min()
+            out[i, cols] = scores
+        elif method == "rrf":
+            order = cols[np.argsort(-scores, kind="stable")]
+            out[i, order] = 1.0 / (DEFAULTS.rrf_k + np.arange(1, k + 1))
+        else:
+            normed, floor = service_normalize(scores.tolist(), method)
+            out[i] = floor
+            out[i, cols] = normed
+    return out
+
+
+_CACHE: dict[tuple[int, str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _normalised(x: np.ndarray, method: str, depth: int) -> np.ndarray:
+    """``normalise`` memoised per matrix object: a weight grid reuses each (signal, method) often."""
+    key = (id(x), method, depth)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not x:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        hit = _CACHE[key] = (x, normalise(x, method, depth))
+    return hit[1]
 
 
 def fuse(signals: Mapping[str, np.ndarray], weights: Mapping[str, float], method: str, depth: int = 50) -> np.ndarray:
@@ -80,7 +87,7 @@ def fuse(signals: Mapping[str, np.ndarray], weights: Mapping[str, float], method
     for name, w in weights.items():
         if w == 0:
             continue
-        c = w * normalise(signals[name], _norm_for(method, name), depth)
+        c = w * _normalised(signals[name], _norm_for(method, name), depth)
         out = c if out is None else out + c
     return out
 

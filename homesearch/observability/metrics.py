@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
+from homesearch.rpc.interceptors import rpc_kind, wrap_behavior
+
 # Latency buckets tuned for a millisecond-scale search path (1 ms .. 10 s).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.5, 5.0, 10.0)
 
@@ -46,26 +48,15 @@ def _split_method(full_method: str) -> tuple[str, str]:
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts and times every unary/stream RPC with its final status code."""
+    """Counts and times every RPC with its final status code."""
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         service, method = _split_method(handler_call_details.method)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap(handler.unary_unary, service, method, "unary"),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap(handler.stream_unary, service, method, "client_stream"),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # server-streaming/bidi RPCs are not used by homesearch
+        kind = rpc_kind(handler)
+        return wrap_behavior(handler, lambda behavior: _wrap(behavior, service, method, kind))
 
 
 def _wrap(behavior: Callable[[Any, grpc.ServicerContext], Any], service: str, method: str, kind: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -22,43 +21,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from homesearch.observability.logging import request_id_var
+from homesearch.rpc.interceptors import REQUEST_ID_KEY, RequestIdInterceptor  # noqa: F401 (re-exported)
 from homesearch.observability.metrics import MetricsInterceptor, start_metrics_server
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_KEY = "x-request-id"
 # Generous message limit: search requests may carry a photo (gateway enforces the real limit).
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 class PortInUseError(RuntimeError):
     """The configured listen address could not be bound."""
-
-
-class RequestIdInterceptor(grpc.ServerInterceptor):
-    """Puts the caller's ``x-request-id`` (or a fresh one) into the logging context."""
-
-    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
-        handler = continuation(handler_call_details)
-        if handler is None or not handler.unary_unary:
-            return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        rid = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
-        inner = handler.unary_unary
-
-        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            token = request_id_var.set(rid)
-            try:
-                return inner(request, context)
-            finally:
-                request_id_var.reset(token)
-
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 @dataclass

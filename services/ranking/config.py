@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from homesearch.validation import DEFAULT_LIMITS, SearchLimits
+
 
 class FusionDefaults(BaseModel):
     """Signal weights and fusion method used when a request leaves them unset.
@@ -91,11 +93,15 @@ class RankingSettings(BaseSettings):
     # Ingestion
     ingest_batch_size: int = 32
     max_images_per_product: int = 8
-    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_bytes: int = DEFAULT_LIMITS.max_image_bytes
 
-    # Request limits (the gateway enforces the public ones; these guard direct callers)
-    max_top_k: int = 100
-    max_offset: int = 1000
-    max_text_chars: int = 1000
+    # Request limits (defaults: homesearch.validation.SearchLimits). Ranking checks every request
+    # again, whoever sent it; max_image_bytes also bounds each catalog photo at ingestion.
+    max_top_k: int = DEFAULT_LIMITS.max_top_k
+    max_offset: int = DEFAULT_LIMITS.max_offset
+    max_text_chars: int = DEFAULT_LIMITS.max_text_chars
 
     fusion: FusionDefaults = Field(default_factory=FusionDefaults)
+
+    def limits(self) -> SearchLimits:
+        return SearchLimits(self.max_text_chars, self.max_image_bytes, self.max_top_k, self.max_offset)

@@ -6,7 +6,7 @@ so a raw weighted sum lets the noisiest signal decide and fusion ends up worse
 than text alone. Each signal's scores are therefore normalised *per query over
 its own candidate pool* before weighting:
 
-- ``dbsf`` (default): distribution-based, (s - (mu - 3 sigma)) / (6 sigma) clipped
+- ``dbsf``: distribution-based, (s - (mu - 3 sigma)) / (6 sigma) clipped
   to [0, 1]; robust to one outlier and bounded, so ``score_threshold`` stays meaningful.
 - ``minmax``: (s - min) / (max - min).
 - ``zscore``: (s - mu) / sigma (unbounded).
@@ -21,6 +21,9 @@ out and the product's remaining weights are renormalised, so products without
 photos are ranked on their text signals rather than punished.
 
 RRF ignores scores: sum of w / (k + rank).
+
+Which method and weights apply by default is stated once, in ``config.FusionDefaults``
+(today: min-max for dense signals, ``max`` for BM25).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from services.ranking.config import FusionDefaults
 from services.ranking.index.schema import Candidate
 
 _EPS = 1e-9
+_DEFAULTS = FusionDefaults()
 
 
 @dataclass
@@ -77,7 +82,7 @@ def normalize(scores: list[float], method: str) -> tuple[list[float], float]:
 def fuse_weighted(
     lists: dict[str, list[Candidate]],
     weights: dict[str, float],
-    method: str = "dbsf",
+    method: str | None = None,
     unavailable: dict[str, set[str]] | None = None,
     methods: dict[str, str] | None = None,
 ) -> list[FusedHit]:
@@ -85,8 +90,10 @@ def fuse_weighted(
 
     ``unavailable[signal]`` holds product ids that cannot have that signal
     (e.g. no photo); for them the signal's weight is dropped and the rest renormalised.
-    ``methods`` overrides the normalisation per signal (e.g. ``{"lexical": "max"}``).
+    ``method`` defaults to ``FusionDefaults.normalization``; ``methods`` overrides it per signal
+    (e.g. ``{"lexical": "max"}``).
     """
+    method = method or _DEFAULTS.normalization
     methods = methods or {}
     unavailable = unavailable or {}
     active = {s: w for s, w in weights.items() if w > 0 and s in lists}
@@ -115,8 +122,9 @@ def fuse_weighted(
     return sorted(pool.values(), key=lambda h: (-h.score, h.product_id))
 
 
-def fuse_rrf(lists: dict[str, list[Candidate]], weights: dict[str, float], k: int = 60) -> list[FusedHit]:
+def fuse_rrf(lists: dict[str, list[Candidate]], weights: dict[str, float], k: int | None = None) -> list[FusedHit]:
     """Weighted reciprocal rank fusion; scores are only used for explain output."""
+    k = _DEFAULTS.rrf_k if k is None else k
     pool: dict[str, FusedHit] = {}
     for signal, cands in lists.items():
         w = weights.get(signal, 0.0)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
-import uuid
 
 import grpc
 
@@ -20,15 +18,9 @@ from services.ranking.index.schema import SearchFilter, normalize_attr_key
 from services.ranking.metrics import STAGE_SECONDS
 from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
+from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TOP_K = 10
-
-
-class RequestError(ValueError):
-    """A request the caller must fix (INVALID_ARGUMENT)."""
-
 
 def canonical_request(req: search_pb2.SearchRequest) -> bytes:
     """Deterministic bytes of everything that changes the ranked result (cache key input).
@@ -67,36 +59,18 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, req: search_pb2.SearchRequest) -> SearchFilter:
-        s = self.settings
-        if not req.text.strip() and not req.image:
-            raise RequestError("request needs text, an image, or both")
-        if len(req.text) > s.max_text_chars:
-            raise RequestError(f"text longer than {s.max_text_chars} characters")
-        if len(req.image) > s.max_image_bytes:
-            raise RequestError(f"image larger than {s.max_image_bytes} bytes")
-        if not 0 <= req.top_k <= s.max_top_k:
-            raise RequestError(f"top_k must be within 1..{s.max_top_k} (0 = default {DEFAULT_TOP_K})")
-        if not 0 <= req.offset <= s.max_offset:
-            raise RequestError(f"offset must be within 0..{s.max_offset}")
-        fz = req.fusion
-        for name in ("text_weight", "image_weight", "lexical_weight"):
-            w = getattr(fz, name)
-            if not math.isfinite(w) or w < 0:
-                raise RequestError(f"fusion.{name} must be a finite non-negative number")
-        if not math.isfinite(req.score_threshold):
-            raise RequestError("score_threshold must be finite")
+        """The shared request rules (``homesearch.validation``), then the index-aware ones."""
+        validate_request(req, self.settings.limits())
         f = req.filter
-        if f.HasField("min_price") and f.HasField("max_price") and f.min_price > f.max_price:
-            raise RequestError("filter.min_price is greater than filter.max_price")
         known = self.state.attribute_keys()
-        attributes: dict[str, str] = {}
-        for key, value in f.attributes.items():
-            nk = normalize_attr_key(key)
-            if nk not in known:
-                raise RequestError(
-                    f"unknown attribute filter key {key!r}; known keys: {', '.join(sorted(known)) or '(none)'}"
-                )
-            attributes[nk] = value
+        normalized = {k: normalize_attr_key(k) for k in f.attributes}
+        unknown = sorted(k for k, nk in normalized.items() if nk not in known)
+        if unknown:
+            raise RequestError(
+                f"unknown filter attribute key(s): {', '.join(unknown)}; "
+                f"filterable keys: {', '.join(sorted(known)) or 'none'}"
+            )
+        attributes = {normalized[k]: v for k, v in f.attributes.items()}
         return SearchFilter(
             categories=[c for c in f.categories if c.strip()],
             attributes=attributes,
@@ -125,7 +99,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     # -- RPCs -----------------------------------------------------------------------------
     def Rank(self, request: search_pb2.SearchRequest, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
         started = time.perf_counter()
-        request_id = request.request_id or request_id_var.get() or uuid.uuid4().hex[:16]
+        request_id = request_id_var.get()  # decided by the RequestIdInterceptor
         try:
             flt = self._validate(request)
         except RequestError as exc:

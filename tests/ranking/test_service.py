@@ -108,7 +108,7 @@ def test_pagination_threshold_and_top_k(ranking_service):
         ({}, "text"),
         ({"text": "sofa", "top_k": 101}, "top_k"),
         ({"text": "sofa", "offset": 5000}, "offset"),
-        ({"text": "sofa", "filter": search_pb2.Filter(attributes={"flavour": "x"})}, "unknown attribute"),
+        ({"text": "sofa", "filter": search_pb2.Filter(attributes={"flavour": "x"})}, "unknown filter attribute key(s): flavour"),
         ({"text": "sofa", "filter": search_pb2.Filter(min_price=10, max_price=1)}, "min_price"),
         ({"text": "sofa", "fusion": search_pb2.Fusion(text_weight=-1)}, "text_weight"),
         ({"image": b"definitely not an image"}, ""),

@@ -1,21 +1,27 @@
-"""Request validation for SearchService.Search.
+"""The rules a SearchRequest must meet, stated once for every service that receives one.
 
-Every check raises :class:`RequestError` with a message meant for the caller
-(it is sent back as the INVALID_ARGUMENT details), naming the field and the
-limit. Cheap checks only: full image decoding happens in the image encoder,
-whose decode errors the ranking service returns as INVALID_ARGUMENT.
+The split of work (issue 15, "one owner per rule"):
+
+- :func:`validate_request` holds every check that needs no index. The gateway runs it at the
+  edge; the ranking service runs it again, because internal services trust nobody.
+- Index-aware checks (filter attribute keys the index knows) run in ranking, which owns the
+  index (``services.ranking.service``); the gateway passes its INVALID_ARGUMENT through unchanged.
+- Limits and the default page size live in :class:`SearchLimits` / :data:`DEFAULT_TOP_K`; both
+  services' settings take their defaults from here.
+
+Every check raises :class:`RequestError` with a message meant for the caller (sent back as the
+INVALID_ARGUMENT details), naming the field and the limit. Cheap checks only: full image decoding
+happens in the image encoder, whose decode errors ranking returns as INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from services.ranking.index.schema import normalize_attr_key
 from homesearch.v1 import search_pb2
 
-from .config import GatewaySettings
-
+DEFAULT_TOP_K = 10  # hits per page when a request leaves top_k at 0
 MAX_REQUEST_ID_CHARS = 128
 MAX_LOCALE_CHARS = 35  # BCP-47 practical maximum
 MAX_FILTER_VALUES = 1000
@@ -24,6 +30,20 @@ MAX_FILTER_VALUE_CHARS = 256
 
 class RequestError(ValueError):
     """The request is malformed; the message is safe to show to the caller."""
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """Size limits of a SearchRequest; the defaults are the documented public limits."""
+
+    max_text_chars: int = 1000
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_top_k: int = 100
+    max_offset: int = 1000
+
+
+DEFAULT_LIMITS = SearchLimits()
+
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -46,39 +66,30 @@ def _check_finite(name: str, value: float) -> None:
         raise RequestError(f"{name} must be a finite number, got {value}")
 
 
-def validate_request(
-    req: search_pb2.SearchRequest,
-    settings: GatewaySettings,
-    attribute_keys: Callable[[Iterable[str]], set[str] | None] | None = None,
-) -> None:
-    """Raises RequestError for the first problem found.
-
-    ``attribute_keys(requested)`` returns the filterable attribute keys known to
-    the index (it may refresh a cache when ``requested`` holds unknown ones), or
-    None when they cannot be known (then attribute keys are left to ranking).
-    """
+def validate_request(req: search_pb2.SearchRequest, limits: SearchLimits = DEFAULT_LIMITS) -> None:
+    """Raises RequestError for the first problem found (every check that needs no index)."""
     text = req.text
     if text and not text.strip():
         raise RequestError("text is whitespace-only; send real query text or leave it empty")
     if not text and not req.image:
         raise RequestError("request has neither text nor image: send text, an image, or both")
-    if len(text) > settings.max_text_chars:
-        raise RequestError(f"text is too long: {len(text)} characters, at most {settings.max_text_chars}")
+    if len(text) > limits.max_text_chars:
+        raise RequestError(f"text is too long: {len(text)} characters, at most {limits.max_text_chars}")
     if "\x00" in text:
         raise RequestError("text contains a NUL character")
 
     if req.image:
-        if len(req.image) > settings.max_image_bytes:
+        if len(req.image) > limits.max_image_bytes:
             raise RequestError(
-                f"image is too large: {_fmt_bytes(len(req.image))}, at most {_fmt_bytes(settings.max_image_bytes)}"
+                f"image is too large: {_fmt_bytes(len(req.image))}, at most {_fmt_bytes(limits.max_image_bytes)}"
             )
         if sniff_image_type(req.image) is None:
             raise RequestError("image is not a JPEG, PNG or WebP file (unrecognised leading bytes)")
 
-    if req.top_k < 0 or req.top_k > settings.max_top_k:
-        raise RequestError(f"top_k must be between 1 and {settings.max_top_k} (0 means {settings.default_top_k}), got {req.top_k}")
-    if req.offset < 0 or req.offset > settings.max_offset:
-        raise RequestError(f"offset must be between 0 and {settings.max_offset}, got {req.offset}")
+    if req.top_k < 0 or req.top_k > limits.max_top_k:
+        raise RequestError(f"top_k must be between 1 and {limits.max_top_k} (0 means {DEFAULT_TOP_K}), got {req.top_k}")
+    if req.offset < 0 or req.offset > limits.max_offset:
+        raise RequestError(f"offset must be between 0 and {limits.max_offset}, got {req.offset}")
 
     _check_finite("score_threshold", req.score_threshold)
     if len(req.request_id) > MAX_REQUEST_ID_CHARS:
@@ -97,12 +108,10 @@ def validate_request(
                 raise RequestError(f"fusion.{name} must be >= 0, got {value}")
 
     if req.HasField("filter"):
-        _validate_filter(req.filter, attribute_keys)
+        _validate_filter(req.filter)
 
 
-def _validate_filter(
-    flt: search_pb2.Filter, attribute_keys: Callable[[Iterable[str]], set[str] | None] | None
-) -> None:
+def _validate_filter(flt: search_pb2.Filter) -> None:
     for name in ("categories", "exclude_ids"):
         values = getattr(flt, name)
         if len(values) > MAX_FILTER_VALUES:
@@ -126,17 +135,6 @@ def _validate_filter(
                 raise RequestError("filter.attributes has an empty key")
             if len(value) > MAX_FILTER_VALUE_CHARS:
                 raise RequestError(f"filter.attributes[{key!r}] is too long: at most {MAX_FILTER_VALUE_CHARS} characters")
-        if attribute_keys is not None:
-            # Compare as the index stores them ("Main Colour" -> main_colour), the same rule ranking applies.
-            normalized = {k: normalize_attr_key(k) for k in flt.attributes}
-            known = attribute_keys(normalized.values())
-            if known is not None:
-                unknown = sorted(k for k, nk in normalized.items() if nk not in known)
-                if unknown:
-                    listing = ", ".join(sorted(known)) or "none"
-                    raise RequestError(
-                        f"unknown filter attribute key(s): {', '.join(unknown)}; filterable keys: {listing}"
-                    )
 
 
 # -- undecodable requests -------------------------------------------------------------------
