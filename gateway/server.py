@@ -21,7 +21,7 @@ from homesearch.observability.logging import configure_logging
 from .auth import ApiKeyAuth, AuthInterceptor, ConfigError, parse_api_keys
 from .config import GatewaySettings
 from .rate_limit import RateLimiter
-from .service import REJECTED, SEARCH_SERVICE, HealthMonitor, RankingClient, SearchServicer
+from .service import RANKING_UP, REJECTED, SEARCH_SERVICE, RankingClient, SearchServicer
 
 log = logging.getLogger("gateway")
 
@@ -31,7 +31,6 @@ class Gateway:
     """A started gateway (for embedding in tests or other processes)."""
 
     service: GrpcService
-    monitor: HealthMonitor
     ranking: RankingClient
     settings: GatewaySettings
 
@@ -71,19 +70,16 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     ranking = RankingClient(settings)
     servicer = SearchServicer(settings, ranking)
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
-    monitor_holder: list[HealthMonitor] = []
-
-    def on_shutdown() -> None:
-        for m in monitor_holder:
-            m.stop()
-        ranking.close()
-
     spec = ServiceSpec(
         name="gateway",
         register=servicer.register,
         service_names=[SEARCH_SERVICE],
-        on_shutdown=on_shutdown,
+        on_shutdown=ranking.close,
         extra_interceptors=[AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc())],
+        # SERVING only while ranking answers its own health check.
+        ready=lambda: ranking.check_health(timeout_s=min(2.0, settings.health_interval_s)),
+        ready_interval_s=settings.health_interval_s,
+        on_ready_change=lambda ok: RANKING_UP.set(1 if ok else 0),
     )
     try:
         service = GrpcService(
@@ -94,9 +90,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         ranking.close()
         raise
     service.start()
-    monitor = HealthMonitor(ranking, service.health, settings.health_interval_s).start()
-    monitor_holder.append(monitor)
-    return Gateway(service=service, monitor=monitor, ranking=ranking, settings=settings)
+    return Gateway(service=service, ranking=ranking, settings=settings)
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, GatewaySettings]:

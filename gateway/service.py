@@ -9,7 +9,6 @@ deserializing request"). Here it becomes INVALID_ARGUMENT with a clear message.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -172,44 +171,3 @@ class SearchServicer:
             grpc.StatusCode.UNAVAILABLE,
             f"ranking service unavailable ({code.name}: {details}); Search is safe to retry",
         )
-
-
-class HealthMonitor:
-    """Keeps the gateway's health SERVING only while ranking answers its health check."""
-
-    def __init__(self, ranking: RankingClient, health_servicer, interval_s: float) -> None:
-        self.ranking = ranking
-        self.health = health_servicer
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gateway-health", daemon=True)
-        self.serving: bool | None = None
-
-    def start(self) -> "HealthMonitor":
-        self.check_once()
-        self._thread.start()
-        return self
-
-    def check_once(self) -> bool:
-        ok = self.ranking.check_health(timeout_s=min(2.0, self.interval_s))
-        if ok != self.serving:
-            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ("", SEARCH_SERVICE):
-                self.health.set(name, status)
-            (log.info if ok else log.warning)(
-                "ranking reachable" if ok else "ranking unreachable: gateway NOT_SERVING",
-                extra={"ranking_addr": self.ranking.settings.ranking_addr},
-            )
-            self.serving = ok
-            RANKING_UP.set(1 if ok else 0)
-        return ok
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.check_once()
-            except Exception:  # never let the monitor die
-                log.exception("health check failed")
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -1,1 +1,1 @@
-"""The ``homesearch`` command: ``main`` dispatches to the sub-commands (``search``, ``bench``, ...)."""
+"""The ``homesearch`` command: ``main`` dispatches to the sub-commands (``search``, ...; ``bench`` lives in the bench package)."""

@@ -43,6 +43,11 @@ class ServiceSpec:
     service_names: Iterable[str]  # full proto service names, for health + reflection
     on_shutdown: Callable[[], None] = lambda: None
     extra_interceptors: list[grpc.ServerInterceptor] = field(default_factory=list)
+    # Readiness: with a probe, health starts NOT_SERVING and follows ``ready()`` every
+    # ``ready_interval_s``; ``on_ready_change(ok)`` hears each change (logs, gauges).
+    ready: Callable[[], bool] | None = None
+    ready_interval_s: float = 2.0
+    on_ready_change: Callable[[bool], None] = lambda ok: None
 
 
 class GrpcService:
@@ -87,14 +92,48 @@ class GrpcService:
             raise PortInUseError(f"{spec.name}: cannot listen on {address}: address already in use?")
         self._names = names
         self._metrics_port = metrics_port
+        self.ready: bool | None = None  # last readiness seen (None: never probed, or no probe)
 
     def start(self) -> "GrpcService":
         start_metrics_server(self._metrics_port)
-        self.server.start()
-        for name in ["", *self._names]:
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.spec.ready is None:
+            self.server.start()
+            self._set_health(True)
+        else:
+            self._set_health(False)
+            self.server.start()
+            self._follow_readiness(self._probe())
+            threading.Thread(target=self._watch, name=f"{self.spec.name}-ready", daemon=True).start()
         log.info("serving", extra={"service": self.spec.name, "address": self.address, "port": self.port})
         return self
+
+    # -- readiness (the one mechanism every service uses) ---------------------------------------
+    def _set_health(self, ok: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._names]:
+            self.health.set(name, status)
+
+    def _probe(self) -> bool:
+        try:
+            return bool(self.spec.ready())
+        except Exception:  # noqa: BLE001 - a failing probe means not ready
+            log.exception("readiness probe failed", extra={"service": self.spec.name})
+            return False
+
+    def _follow_readiness(self, ok: bool) -> None:
+        if ok == self.ready:
+            return
+        self.ready = ok
+        self._set_health(ok)
+        (log.info if ok else log.warning)("readiness changed", extra={"service": self.spec.name, "serving": ok})
+        try:
+            self.spec.on_ready_change(ok)
+        except Exception:  # noqa: BLE001 - a listener must not stop the watcher
+            log.exception("readiness listener failed", extra={"service": self.spec.name})
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.spec.ready_interval_s):
+            self._follow_readiness(self._probe())
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Marks NOT_SERVING, drains in-flight RPCs for ``grace_s``, then cleans up. Idempotent."""

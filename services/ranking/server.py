@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 from pathlib import Path
 
-from grpc_health.v1 import health_pb2
 
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
-from homesearch.observability.metrics import start_metrics_server
 from services.ranking.cache import CircuitBreaker, RedisCache
 from services.ranking.catalog_service import CatalogServicer
 from services.ranking.config import RankingSettings
@@ -36,44 +33,6 @@ SERVICE_NAMES = [
     ranking_pb2.DESCRIPTOR.services_by_name["RankingService"].full_name,
     ranking_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
 ]
-
-
-class _GatedGrpcService(GrpcService):
-    """GrpcService whose health starts NOT_SERVING and follows a readiness probe."""
-
-    def __init__(self, *args, ready: "callable", probe_interval_s: float = 2.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._ready = ready
-        self._probe_interval_s = probe_interval_s
-
-    def start(self) -> "GrpcService":
-        start_metrics_server(self._metrics_port)
-        self._set_health(False)
-        self.server.start()
-        self._set_health(self._safe_ready())
-        threading.Thread(target=self._watch, name="ranking-health", daemon=True).start()
-        log.info("serving", extra={"service": self.spec.name, "address": self.address, "port": self.port})
-        return self
-
-    def _safe_ready(self) -> bool:
-        try:
-            return bool(self._ready())
-        except Exception:  # noqa: BLE001 - a failing probe means not ready
-            return False
-
-    def _set_health(self, ok: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ["", *self._names]:
-            self.health.set(name, status)
-
-    def _watch(self) -> None:
-        last = None
-        while not self._stopped.wait(self._probe_interval_s):
-            ok = self._safe_ready()
-            if ok != last:
-                self._set_health(ok)
-                log.info("health changed", extra={"serving": ok})
-                last = ok
 
 
 class RankingApp:
@@ -119,13 +78,13 @@ class RankingApp:
             register=self._register,
             service_names=SERVICE_NAMES,
             on_shutdown=self._close,
+            ready=self.ready,
         )
-        self.grpc = _GatedGrpcService(
+        self.grpc = GrpcService(
             spec,
             settings.listen,
             metrics_port=settings.metrics_port,
             max_workers=settings.max_workers,
-            ready=self.ready,
         )
 
     @property
