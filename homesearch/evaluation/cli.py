@@ -37,7 +37,7 @@ SIGNALS = ("text", "image", "lexical")
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="homesearch eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", required=True, help="catalog JSONL (formats.md)")
+    ap.add_argument("--catalog", required=True, help="catalog JSONL (docs/formats.md)")
     ap.add_argument("--queries", help="queries JSONL (default: queries.jsonl beside the catalog)")
     ap.add_argument("--gateway", default="localhost:50051", help="gateway host:port (default %(default)s)")
     ap.add_argument("--api-key", default=os.environ.get("HOMESEARCH_API_KEY"), help="API key (default $HOMESEARCH_API_KEY)")

@@ -1,7 +1,7 @@
 """Score-level fusion of per-signal candidate lists.
 
-Why normalise: raw cosines of different signals live on different scales (the
-notes measured image cosines spreading ~2.5x more per query than text cosines),
+Why normalise: raw cosines of different signals live on different scales (image
+cosines spread ~2.5x more per query than text cosines, docs/architecture.md),
 so a raw weighted sum lets the noisiest signal decide and fusion ends up worse
 than text alone. Each signal's scores are therefore normalised *per query over
 its own candidate pool* before weighting:

@@ -1,6 +1,6 @@
 """Runs tritonserver (from the ``nvidia-pytriton`` wheel) with the encoder models.
 
-What it takes to run the wheel's server outside PyTriton (verified in docs/architecture.md):
+What it takes to run the wheel's server outside PyTriton (docs/architecture.md, "Triton from the nvidia-pytriton wheel"):
 a backend directory holding ``libtriton_python.so`` plus the python-backend stub built for
 *this* interpreter's version; ``LD_LIBRARY_PATH`` starting with the interpreter's own
 ``LIBDIR`` (the system ``libpython`` on this image mismatches the venv's stdlib) and the

@@ -46,7 +46,7 @@ def head_version_string(head, backbone: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="homesearch train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", required=True, help="catalog JSONL (formats.md); image paths relative to it")
+    ap.add_argument("--catalog", required=True, help="catalog JSONL (docs/formats.md); image paths relative to it")
     ap.add_argument("--queries", help="text queries JSONL for held-out evaluation (default: queries.jsonl beside the catalog)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"heads directory (default {DEFAULT_OUT})")
     ap.add_argument("--epochs", type=int, default=100)

@@ -6,7 +6,7 @@ file bytes, ``effnet_image.load_backbone``, average pool as ``EffNetImageEncoder
 The local reference implementation (pad to a white square, PIL bilinear resize, [-1, 1]) is the
 fallback and the lite2 path.
 
-Train views (per the architecture notes): pad, flip, centre crop, 80% zoom, zoom+flip.
+Train views (docs/architecture.md, "Models"): pad, flip, centre crop, 80% zoom, zoom+flip.
 Eval view = mean of the pad and flip features (views 0 and 1).
 """
 

@@ -1,6 +1,6 @@
 """LiT-style contrastive training of the image projection head against the frozen e5 text tower.
 
-Recipe (docs/architecture.md, "Relevance: measured baseline"): cached 1280-d pooled features of
+Recipe (docs/architecture.md, "Models", head training recipe): cached 1280-d pooled features of
 five views per product (z-scored with train statistics), three captions per product embedded as
 e5 passages, MLP 1280->2048 (GELU, dropout 0.5)->384, symmetric InfoNCE with a learnable
 temperature initialised at 0.07, products with the same (colour, category) in a batch count as
