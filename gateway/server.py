@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from homesearch.admission import Admission, AdmissionInterceptor
 from homesearch.grpc_server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.logging import configure_logging
 
@@ -24,6 +25,8 @@ from .rate_limit import RateLimiter
 from .service import REJECTED, SEARCH_SERVICE, HealthMonitor, RankingClient, SearchServicer
 
 log = logging.getLogger("homesearch.gateway")
+
+SEARCH_METHOD = f"/{SEARCH_SERVICE}/Search"
 
 
 @dataclass
@@ -53,7 +56,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
             settings.addr,
         )
     else:
-        keys = parse_api_keys(settings.api_keys)
+        keys = parse_api_keys(settings.resolved_api_keys())
         if not keys:
             raise ConfigError(
                 "no API keys configured: set HOMESEARCH_API_KEYS=name:key[,...] "
@@ -83,11 +86,17 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         register=servicer.register,
         service_names=[SEARCH_SERVICE],
         on_shutdown=on_shutdown,
-        extra_interceptors=[AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc())],
+        extra_interceptors=[
+            AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc(),
+                            failures=RateLimiter(settings.auth_failure_rps, settings.auth_failure_burst)),
+            AdmissionInterceptor(Admission(settings.max_in_flight, settings.queue_timeout_ms), [SEARCH_METHOD],
+                                 on_refuse=lambda _m: REJECTED.labels("overloaded").inc()),
+        ],
     )
     try:
         service = GrpcService(
-            spec, settings.addr, metrics_port=settings.metrics_port, max_workers=settings.max_workers,
+            spec, settings.addr, metrics_port=settings.metrics_port,
+            max_workers=max(settings.max_workers, settings.max_in_flight * 2),
             credentials=credentials,
         )
     except PortInUseError:
