@@ -51,6 +51,10 @@ def format_table(result: SearchResult, explain: bool = False, title_width: int =
         meta.append(f"lang={result.query_language}")
     if result.cache_hit:
         meta.append("cached")
+    if result.degraded:
+        d = result.degraded
+        what = f"stale cached result, {d.stale_age_s:.0f} s old" if d.stale else "without " + "+".join(d.missing_signals)
+        meta.append(f"DEGRADED ({what})")
     if result.model_version:
         meta.append(f"model={result.model_version}")
     meta.append(f"request_id={result.request_id}")

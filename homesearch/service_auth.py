@@ -4,7 +4,10 @@ Each caller holds one bearer token with a scope; the server maps every method to
 scope it needs and refuses the rest before the servicer runs:
 
 - ``read``  : ``RankingService/Rank``, ``RankingService/IndexInfo`` (the gateway);
-- ``write`` : ``CatalogService/Upsert``, ``CatalogService/Delete`` (ingestion; implies read).
+- ``write`` : ``CatalogService/Upsert``, ``CatalogService/Delete`` (ingestion).
+
+Scopes do not imply each other (least privilege: ingestion cannot search, the gateway cannot
+write); a caller that needs both lists both, ``name:read+write:token``.
 
 Missing or unknown token -> UNAUTHENTICATED; a valid token without the method's scope ->
 PERMISSION_DENIED; health checks stay open (probes and load balancers carry no token).
@@ -66,7 +69,7 @@ class ServiceToken:
 
 
 def parse_tokens(text: str) -> list[ServiceToken]:
-    """Parses ``name:scope[+scope]:token`` entries; ``write`` implies ``read``."""
+    """Parses ``name:scope[+scope]:token`` entries."""
     out: list[ServiceToken] = []
     for n, raw in enumerate(text.replace("\n", ",").split(","), 1):
         entry = raw.strip()
@@ -82,8 +85,6 @@ def parse_tokens(text: str) -> list[ServiceToken]:
             raise CredentialError(f"service token {name!r}: unknown scope(s) {sorted(unknown)}; use {SCOPES}")
         if len(token) < 16:
             raise CredentialError(f"service token {name!r} is shorter than 16 characters")
-        if "write" in scopes:
-            scopes.add("read")
         out.append(ServiceToken(name, frozenset(scopes), token))
     return out
 

@@ -81,7 +81,7 @@ class QueryEncoder:
 
     def _embed(self, fn):
         if not self.gate.allow():
-            raise EncoderUnavailableError("encoders unavailable (recent failure; retrying shortly)")
+            raise EncoderUnavailableError("they failed moments ago; retrying shortly")
         try:
             out = fn()
         except EncoderUnavailableError:
