@@ -21,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Gauge
 
 from homesearch.admission import RETRY_AFTER_KEY
-from homesearch.grpc_server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
-from homesearch.logging import request_id_var
+from homesearch.rpc.server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
+from homesearch.observability.logging import request_id_var
 from homesearch.service_auth import ChannelSecurity, client_metadata
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 

@@ -138,7 +138,7 @@ def _scrape(port: int, name: str) -> float:
 def test_poisoned_result_cache_entry_is_never_served(stack) -> None:
     """An attacker with the Redis password (but not the ranking's HMAC key) overwrites the
     cached result of a real query with a forged response naming an injected product."""
-    from homesearch.ranking.service import canonical_request
+    from services.ranking.service import canonical_request
 
     text = "white bookcase"
     with HomesearchClient(stack["gateway"], api_key=stack["api_key"], timeout_s=30) as c:

@@ -227,7 +227,7 @@ class Stack:
 
     def demo(self) -> None:
         from homesearch.client import HomesearchClient, HomesearchError
-        from homesearch.search_cli import format_table
+        from homesearch.cli.search import format_table
 
         cfg = self.cfg
         assert cfg

@@ -43,7 +43,7 @@ from typing import TypeVar
 import numpy as np
 import redis
 
-from homesearch.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REJECTED, CACHE_REQUESTS
+from services.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REJECTED, CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from homesearch.encoders.client import EncoderUnavailableError
-from homesearch.ranking.cache import RedisCache
-from homesearch.ranking.index.schema import (
+from services.encoders.client import EncoderUnavailableError
+from services.ranking.cache import RedisCache
+from services.ranking.index.schema import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     TEXT_VECTOR,
@@ -94,7 +94,7 @@ class QueryEncoder:
         return self.encoder.model_info().model_version
 
     def text(self, text: str, model_version: str) -> np.ndarray:
-        from homesearch.ranking.language import normalize
+        from services.ranking.language import normalize
 
         # A query within the public limit may grow past the encoder's limit once translated
         # and expanded (1,000 Chinese characters -> ~2,400). The text tower reads at most 512
@@ -134,7 +134,7 @@ def plan_query(
     degrade: bool = False,
 ) -> QueryPlan:
     """Embeds the query and lists the index searches to run (one batch, one round trip)."""
-    from homesearch.ranking.language import analyze_query
+    from services.ranking.language import analyze_query
 
     queries: list[SignalQuery] = []
     plan = QueryPlan(queries=queries)

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import grpc
 
-from homesearch.ranking.ingest.images import ImageLoadError, load_image
-from homesearch.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
+from services.ranking.ingest.images import ImageLoadError, load_image
+from services.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 # RESOURCE_EXHAUSTED is not transient here: for a stream it means a message over the size
 # limit, which a retry cannot fix (oversized products are caught before sending, below).
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-# The ranking service's per-message limit (homesearch.grpc_server.MAX_MESSAGE_BYTES) less
+# The ranking service's per-message limit (homesearch.rpc.server.MAX_MESSAGE_BYTES) less
 # room for the request envelope.
 MAX_PRODUCT_BYTES = 32 * 1024 * 1024 - 64 * 1024
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print("homesearch delete: no ids given", file=sys.stderr)
         return 2
     deleted, not_found, generation = 0, [], 0
-    from homesearch.ranking.ingest.cli import service_channel
+    from services.ranking.ingest.cli import service_channel
 
     channel, metadata = service_channel(args, [])
     with channel:
