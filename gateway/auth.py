@@ -103,10 +103,21 @@ def _peer_host(peer: str) -> str:
 class AuthInterceptor(grpc.ServerInterceptor):
     """Rejects unauthenticated (UNAUTHENTICATED) and over-limit (RESOURCE_EXHAUSTED) calls."""
 
-    def __init__(self, auth: ApiKeyAuth | None, limiter: RateLimiter, on_reject: Callable[[str], None] = lambda _: None):
+    def __init__(self, auth: ApiKeyAuth | None, limiter: RateLimiter, on_reject: Callable[[str], None] = lambda _: None,
+                 failures: RateLimiter | None = None):
         self.auth = auth  # None = auth disabled
         self.limiter = limiter
         self.on_reject = on_reject
+        # Invalid-key attempts per peer address: a bucket of allowed failures; once empty, that
+        # address's keyed calls are refused before any key is checked (no brute forcing).
+        self.failures = failures or RateLimiter(1.0, 10)
+
+    def _throttled(self, context: grpc.ServicerContext, host: str, wait_s: float) -> None:
+        self.on_reject("auth_throttled")
+        ms = max(1, int(wait_s * 1000))
+        context.set_trailing_metadata((("retry-after-ms", str(ms)),))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"too many invalid API key attempts from {host}; retry in {ms} ms")
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
@@ -114,7 +125,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(OPEN_SERVICE_PREFIXES) or not handler.unary_unary:
             return handler
         metadata = handler_call_details.invocation_metadata
-
         def wrap(inner: Behavior) -> Behavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
                 if self.auth is None:
@@ -127,8 +137,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
                             grpc.StatusCode.UNAUTHENTICATED,
                             "missing API key: send metadata 'authorization: Bearer <key>'",
                         )
+                    host = _peer_host(context.peer())
+                    blocked = self.failures.peek(host)
+                    if blocked > 0:
+                        self._throttled(context, host, blocked)
                     name = self.auth.identify(token) if token else None
                     if name is None:
+                        self.failures.acquire(host)
                         self.on_reject("invalid_key")
                         context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
                     caller = name

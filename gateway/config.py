@@ -34,6 +34,26 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("HOMESEARCH_AUTH_DISABLED", "auth_disabled"),
         description="dev only: accept calls without an API key",
     )
+    api_keys_file: str = Field(
+        "",
+        validation_alias=AliasChoices("HOMESEARCH_API_KEYS_FILE", "api_keys_file"),
+        description="file holding HOMESEARCH_API_KEYS' value (wins over it; for mounted secrets)",
+    )
+    auth_failure_rps: float = Field(1.0, ge=0, description="invalid-key attempts/s allowed per peer address (refill)")
+    auth_failure_burst: int = Field(10, ge=1, description="invalid-key attempts per peer address before throttling")
+
+    # Service credential for the ranking service (read scope) and how to reach it.
+    ranking_token: str = Field("", description="read-scope service token sent to ranking")
+    ranking_token_file: str = Field("", description="file holding ranking_token (wins; for mounted secrets)")
+    ranking_tls_ca: str = Field("", description="CA of ranking's certificate: enables TLS to ranking")
+    ranking_tls_cert: str = Field("", description="client certificate for mTLS to ranking")
+    ranking_tls_key: str = Field("", description="client key for mTLS to ranking")
+    ranking_tls_server_name: str = Field("", description="name to check in ranking's certificate")
+
+    # Admission control (Search): bounded in-flight calls, queue deadline, fail fast.
+    max_in_flight: int = Field(32, ge=1, description="Search calls running at once")
+    queue_timeout_ms: float = Field(50.0, ge=0, description="longest wait for a slot before RESOURCE_EXHAUSTED")
+
     rate_limit_rps: float = Field(50.0, ge=0, description="sustained requests/s per API key (0 = unlimited)")
     rate_limit_burst: int = Field(100, ge=1, description="token-bucket size per API key")
 
@@ -54,6 +74,20 @@ class GatewaySettings(BaseSettings):
 
     def limits(self) -> SearchLimits:
         return SearchLimits(self.max_text_chars, self.max_image_bytes, self.max_top_k, self.max_offset)
+
+    def resolved_api_keys(self) -> str:
+        if self.api_keys_file:
+            from pathlib import Path
+
+            return Path(self.api_keys_file).read_text(encoding="utf-8").strip()
+        return self.api_keys
+
+    def resolved_ranking_token(self) -> str:
+        if self.ranking_token_file:
+            from pathlib import Path
+
+            return Path(self.ranking_token_file).read_text(encoding="utf-8").strip()
+        return self.ranking_token
 
     def tls_enabled(self) -> bool:
         if bool(self.tls_cert) != bool(self.tls_key):

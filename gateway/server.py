@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from homesearch.admission import Admission, AdmissionInterceptor
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
 
@@ -24,6 +25,8 @@ from .rate_limit import RateLimiter
 from .service import RANKING_UP, REJECTED, SEARCH_SERVICE, RankingClient, SearchServicer
 
 log = logging.getLogger("gateway")
+
+SEARCH_METHOD = f"/{SEARCH_SERVICE}/Search"
 
 
 @dataclass
@@ -52,7 +55,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
             settings.addr,
         )
     else:
-        keys = parse_api_keys(settings.api_keys)
+        keys = parse_api_keys(settings.resolved_api_keys())
         if not keys:
             raise ConfigError(
                 "no API keys configured: set HOMESEARCH_API_KEYS=name:key[,...] "
@@ -75,7 +78,12 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         register=servicer.register,
         service_names=[SEARCH_SERVICE],
         on_shutdown=ranking.close,
-        extra_interceptors=[AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc())],
+        extra_interceptors=[
+            AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc(),
+                            failures=RateLimiter(settings.auth_failure_rps, settings.auth_failure_burst)),
+            AdmissionInterceptor(Admission(settings.max_in_flight, settings.queue_timeout_ms), [SEARCH_METHOD],
+                                 on_refuse=lambda _m: REJECTED.labels("overloaded").inc()),
+        ],
         # SERVING only while ranking answers its own health check.
         ready=lambda: ranking.check_health(timeout_s=min(2.0, settings.health_interval_s)),
         ready_interval_s=settings.health_interval_s,
@@ -83,7 +91,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     )
     try:
         service = GrpcService(
-            spec, settings.addr, metrics_port=settings.metrics_port, max_workers=settings.max_workers,
+            spec, settings.addr, metrics_port=settings.metrics_port,
+            max_workers=max(settings.max_workers, settings.max_in_flight * 2),
             credentials=credentials,
         )
     except PortInUseError:

@@ -17,8 +17,10 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Gauge
 
+from homesearch.admission import RETRY_AFTER_KEY
 from homesearch.rpc.server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
 from homesearch.observability.logging import request_id_var
+from homesearch.service_auth import ChannelSecurity, client_metadata
 from homesearch.v1 import ranking_pb2_grpc, search_pb2
 from homesearch.validation import RequestError, explain_undecodable, validate_request
 
@@ -45,7 +47,10 @@ class RankingClient:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.channel = grpc.insecure_channel(
+        security = ChannelSecurity(ca=settings.ranking_tls_ca, cert=settings.ranking_tls_cert,
+                                   key=settings.ranking_tls_key, server_name=settings.ranking_tls_server_name)
+        self.auth_metadata = client_metadata(settings.resolved_ranking_token())
+        self.channel = security.channel(
             settings.ranking_addr,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -138,7 +143,8 @@ class SearchServicer:
         if remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the ranking call")
         try:
-            resp = self.ranking.rank_stub.Rank(req, timeout=remaining, metadata=((REQUEST_ID_KEY, rid),))
+            resp = self.ranking.rank_stub.Rank(req, timeout=remaining,
+                                               metadata=((REQUEST_ID_KEY, rid), *self.ranking.auth_metadata))
         except grpc.RpcError as exc:
             self._abort_downstream(context, exc, "rank")
         resp.request_id = rid
@@ -164,6 +170,14 @@ class SearchServicer:
             context.abort(code, details)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"ranking service did not answer {what} in time")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # ranking's admission control: pass it on
+            retry = dict(exc.trailing_metadata() or ()).get(RETRY_AFTER_KEY) if hasattr(exc, "trailing_metadata") else None
+            if retry:
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, str(retry)),))
+            context.abort(code, details)
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            log.error("ranking refused the gateway's service credential: check HOMESEARCH_GATEWAY_RANKING_TOKEN[_FILE]",
+                      extra={"call": what, "grpc_code": code.name})
         if code == grpc.StatusCode.CANCELLED and not context.is_active():
             context.abort(grpc.StatusCode.CANCELLED, "call cancelled by the caller")
         log.warning("ranking call failed", extra={"call": what, "grpc_code": code.name, "details": details})

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from homesearch.v1 import search_pb2, search_pb2_grpc
 
-__all__ = ["Fusion", "Hit", "HomesearchClient", "HomesearchError", "SearchResult"]
+__all__ = ["Degraded", "Fusion", "Hit", "HomesearchClient", "HomesearchError", "SearchResult"]
 
 _MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -62,6 +62,14 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Degraded:
+    missing_signals: list[str] = field(default_factory=list)
+    reason: str = ""
+    stale: bool = False
+    stale_age_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
     request_id: str = ""
@@ -70,6 +78,9 @@ class SearchResult:
     cache_hit: bool = False
     query_language: str = ""
     index_generation: int = 0
+    # Set only for incomplete answers (encoders down): the signals that were missing, the
+    # reason, and whether the hits are an older cached result (with its age).
+    degraded: Degraded | None = None
 
     def __len__(self) -> int:
         return len(self.hits)
@@ -131,6 +142,8 @@ def result_from_proto(resp: search_pb2.SearchResponse) -> SearchResult:
         cache_hit=resp.cache_hit,
         query_language=resp.query_language,
         index_generation=resp.index_generation,
+        degraded=Degraded(list(resp.degraded.missing_signals), resp.degraded.reason, resp.degraded.stale,
+                          resp.degraded.stale_age_s) if resp.HasField("degraded") else None,
     )
 
 

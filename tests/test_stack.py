@@ -20,35 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from homesearch.client import HomesearchClient
 from homesearch.stack import PORT_FLAGS, free_ports
+from homesearch.stack.supervisor import alive, descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 class Up:
     def __init__(self, args: list[str]) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", HOMESEARCH_LOG_FORMAT="text")
@@ -199,14 +174,14 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
             assert _value(after[svc], name, **labels) > _value(before[svc], name, **labels), what
         assert _value(after["ranking"], "homesearch_index_products") == len(products)
 
-        pids = {up.proc.pid} | _descendants(up.proc.pid)
+        pids = {up.proc.pid} | descendants(up.proc.pid)
         assert set(state["children"].values()) <= pids
         assert len(pids) >= 5
     finally:
         up.kill()
     assert up.proc.returncode == 0, up.output()[-3000:]
     deadline = time.monotonic() + 10
-    while (left := {p for p in pids if _alive(p)}) and time.monotonic() < deadline:
+    while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes left after SIGTERM: {left}"
     out = up.output()

@@ -8,6 +8,7 @@ import os
 import sys
 import unicodedata
 from dataclasses import asdict
+from pathlib import Path
 
 from homesearch.client import HomesearchClient, HomesearchError, SearchResult
 
@@ -50,6 +51,10 @@ def format_table(result: SearchResult, explain: bool = False, title_width: int =
         meta.append(f"lang={result.query_language}")
     if result.cache_hit:
         meta.append("cached")
+    if result.degraded:
+        d = result.degraded
+        what = f"stale cached result, {d.stale_age_s:.0f} s old" if d.stale else "without " + "+".join(d.missing_signals)
+        meta.append(f"DEGRADED ({what})")
     if result.model_version:
         meta.append(f"model={result.model_version}")
     meta.append(f"request_id={result.request_id}")
@@ -82,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         "--api-key", default=os.environ.get("HOMESEARCH_API_KEY"),
         help="API key (env HOMESEARCH_API_KEY)",
     )
+    p.add_argument("--api-key-file", type=Path, default=os.environ.get("HOMESEARCH_API_KEY_FILE") or None,
+                   help="file holding the API key (env HOMESEARCH_API_KEY_FILE); keeps the key out of shell history")
     p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--tls-ca", type=Path, default=os.environ.get("HOMESEARCH_TLS_CA") or None,
+                   help="PEM CA bundle to trust for the gateway's certificate (implies --tls; env HOMESEARCH_TLS_CA; "
+                   "default: the system roots)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     args = p.parse_args(argv)
     if not args.text and not args.image:
@@ -94,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--attr expects KEY=VALUE, got {item!r}")
         attributes[key] = value
     try:
-        with HomesearchClient(args.addr, api_key=args.api_key, tls=args.tls, timeout_s=args.timeout) as hs:
+        api_key = args.api_key
+        if args.api_key_file:
+            api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        roots = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+        with HomesearchClient(args.addr, api_key=api_key, tls=args.tls or roots is not None, timeout_s=args.timeout,
+                              root_certificates=roots) as hs:
             result = hs.search(
                 text=args.text or None,
                 image=args.image,

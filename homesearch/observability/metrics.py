@@ -8,6 +8,8 @@ its metrics port.
 
 from __future__ import annotations
 
+import os
+
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,10 +38,12 @@ GRPC_LATENCY = Histogram(
 )
 
 
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:
-    """Serves /metrics over HTTP; port 0 disables it (tests, embedded use)."""
+def start_metrics_server(port: int, host: str | None = None) -> None:
+    """Serves /metrics over HTTP; port 0 disables it (tests, embedded use). Binds 127.0.0.1
+    unless ``host`` or ``HOMESEARCH_METRICS_HOST`` says otherwise (containers set 0.0.0.0 so
+    Prometheus can scrape them): metrics name methods, codes and catalog sizes."""
     if port:
-        start_http_server(port, addr=host)
+        start_http_server(port, addr=host or os.environ.get("HOMESEARCH_METRICS_HOST", "127.0.0.1"))
 
 
 def _split_method(full_method: str) -> tuple[str, str]:

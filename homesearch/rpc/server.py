@@ -67,6 +67,8 @@ class GrpcService:
         self.health = health.HealthServicer()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=spec.name),
+            # beyond this many calls gRPC refuses at once (RESOURCE_EXHAUSTED) instead of queueing
+            maximum_concurrent_rpcs=max_workers,
             interceptors=[RequestIdInterceptor(), MetricsInterceptor(), *spec.extra_interceptors],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -104,7 +104,7 @@ class Hit(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., signal_scores: _Optional[_Mapping[str, float]] = ..., price: _Optional[float] = ..., image_uri: _Optional[str] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "cache_hit", "model_version", "took_ms", "request_id", "query_language", "index_generation")
+    __slots__ = ("hits", "cache_hit", "model_version", "took_ms", "request_id", "query_language", "index_generation", "degraded")
     HITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,7 @@ class SearchResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     cache_hit: bool
     model_version: str
@@ -119,4 +120,17 @@ class SearchResponse(_message.Message):
     request_id: str
     query_language: str
     index_generation: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., model_version: _Optional[str] = ..., took_ms: _Optional[float] = ..., request_id: _Optional[str] = ..., query_language: _Optional[str] = ..., index_generation: _Optional[int] = ...) -> None: ...
+    degraded: Degraded
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., model_version: _Optional[str] = ..., took_ms: _Optional[float] = ..., request_id: _Optional[str] = ..., query_language: _Optional[str] = ..., index_generation: _Optional[int] = ..., degraded: _Optional[_Union[Degraded, _Mapping]] = ...) -> None: ...
+
+class Degraded(_message.Message):
+    __slots__ = ("missing_signals", "reason", "stale", "stale_age_s")
+    MISSING_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    STALE_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    missing_signals: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    stale: bool
+    stale_age_s: float
+    def __init__(self, missing_signals: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., stale: _Optional[bool] = ..., stale_age_s: _Optional[float] = ...) -> None: ...

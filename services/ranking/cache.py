@@ -14,6 +14,14 @@ Keys (``<prefix>`` defaults to ``hs``):
   wrote; replicas sharing one Qdrant collection read it to learn of writes made
   by others (see ``generation.py``).
 
+Every value is signed: ``b"h1" + HMAC-SHA256(key, redis_key || written_at || payload) +
+written_at (8-byte float) + payload``, under a key only the ranking service holds. The MAC
+covers the Redis key, so an entry cannot be moved to another key either. Anyone who can
+write to Redis but lacks the key (a leaked Redis password, a co-tenant) can only cause
+misses: a forged, corrupt or unsigned entry is ignored, counted in
+``homesearch_cache_rejected_total`` and logged. ``written_at`` lets a result older than its
+freshness TTL be served, marked stale, while the encoders are down.
+
 Redis is an optimisation, never a dependency: every call has short socket
 timeouts, errors become a "bypass", and a circuit breaker opens after a few
 consecutive failures so a dead Redis costs ~0 per request until a probe after
@@ -23,7 +31,10 @@ the cool-down succeeds.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +43,16 @@ from typing import TypeVar
 import numpy as np
 import redis
 
-from services.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REQUESTS
+from services.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REJECTED, CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _BYPASS = object()
+_MAGIC = b"h1"
+_MAC_LEN = 32
+_TS = struct.Struct("<d")
+_HEADER = len(_MAGIC) + _MAC_LEN + _TS.size
 
 
 class CircuitBreaker:
@@ -97,8 +112,16 @@ class RedisCache:
         embedding_ttl_s: int = 7 * 24 * 3600,
         result_ttl_s: int = 300,
         breaker: CircuitBreaker | None = None,
+        hmac_key: bytes | str | None = None,
+        stale_ttl_s: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
+        # No configured key: a random one, so this process trusts only what it wrote itself.
+        self._mac_key = key or os.urandom(32)
+        self.stale_ttl_s = max(0, int(stale_ttl_s))
+        self._clock = clock
         self.prefix = prefix
         self.embedding_ttl_s = embedding_ttl_s
         self.result_ttl_s = result_ttl_s
@@ -131,6 +154,26 @@ class RedisCache:
         self.breaker.success()
         return result
 
+    # -- signing --------------------------------------------------------------------------
+    def _mac(self, key: str, stamp: bytes, payload: bytes) -> bytes:
+        return hmac.new(self._mac_key, key.encode("utf-8") + b"\0" + stamp + payload, hashlib.sha256).digest()
+
+    def seal(self, key: str, payload: bytes) -> bytes:
+        stamp = _TS.pack(self._clock())
+        return _MAGIC + self._mac(key, stamp, payload) + stamp + payload
+
+    def unseal(self, key: str, value: bytes, kind: str) -> tuple[bytes, float] | None:
+        """(payload, age_s) of a genuine entry; None (counted, logged) for anything else."""
+        if len(value) >= _HEADER and value[:2] == _MAGIC:
+            mac = value[2 : 2 + _MAC_LEN]
+            stamp = value[2 + _MAC_LEN : _HEADER]
+            payload = value[_HEADER:]
+            if hmac.compare_digest(mac, self._mac(key, stamp, payload)):
+                return payload, max(0.0, self._clock() - _TS.unpack(stamp)[0])
+        CACHE_REJECTED.labels(kind).inc()
+        log.warning("cache entry failed its signature check; ignored", extra={"cache": kind, "key": key})
+        return None
+
     # -- embeddings -----------------------------------------------------------------------
     def embedding_key(self, model_version: str, kind: str, content: bytes) -> str:
         return f"{self.prefix}:emb:{model_version}:{kind}:{hashlib.sha256(content).hexdigest()}"
@@ -143,11 +186,15 @@ class RedisCache:
         if value is None:
             CACHE_REQUESTS.labels("embedding", "miss").inc()
             return None
+        opened = self.unseal(key, value, "embedding")  # type: ignore[arg-type]
+        if opened is None or len(opened[0]) % 4:
+            CACHE_REQUESTS.labels("embedding", "miss").inc()
+            return None
         CACHE_REQUESTS.labels("embedding", "hit").inc()
-        return np.frombuffer(value, dtype=np.float32).copy()
+        return np.frombuffer(opened[0], dtype=np.float32).copy()
 
     def put_embedding(self, key: str, vector: np.ndarray) -> None:
-        data = np.asarray(vector, dtype=np.float32).tobytes()
+        data = self.seal(key, np.asarray(vector, dtype=np.float32).tobytes())
         self._call(lambda r: r.set(key, data, ex=self.embedding_ttl_s))
 
     # -- results --------------------------------------------------------------------------
@@ -155,16 +202,29 @@ class RedisCache:
         digest = hashlib.sha256(canonical_request).hexdigest()
         return f"{self.prefix}:res:{collection}:g{generation}:{digest}"
 
-    def get_result(self, key: str) -> bytes | None:
+    def get_result(self, key: str, *, allow_stale: bool = False) -> bytes | None:
+        """A fresh (younger than ``result_ttl_s``) genuine entry; with ``allow_stale`` also one
+        up to ``stale_ttl_s`` old. Use :meth:`get_result_aged` to learn the age."""
+        got = self.get_result_aged(key, allow_stale=allow_stale)
+        return got[0] if got else None
+
+    def get_result_aged(self, key: str, *, allow_stale: bool = False) -> tuple[bytes, float] | None:
         value = self._call(lambda r: r.get(key))
         if value is _BYPASS:
             CACHE_REQUESTS.labels("result", "bypass").inc()
             return None
-        CACHE_REQUESTS.labels("result", "miss" if value is None else "hit").inc()
-        return value  # type: ignore[return-value]
+        opened = None if value is None else self.unseal(key, value, "result")  # type: ignore[arg-type]
+        limit = max(self.result_ttl_s, self.stale_ttl_s) if allow_stale else self.result_ttl_s
+        if opened is None or opened[1] > limit:
+            CACHE_REQUESTS.labels("result", "miss").inc()
+            return None
+        CACHE_REQUESTS.labels("result", "hit").inc()
+        return opened
 
     def put_result(self, key: str, data: bytes) -> None:
-        self._call(lambda r: r.set(key, data, ex=self.result_ttl_s))
+        # kept for the stale window too; freshness is decided on read from the signed timestamp
+        sealed = self.seal(key, data)
+        self._call(lambda r: r.set(key, sealed, ex=max(self.result_ttl_s, self.stale_ttl_s)))
 
     # -- generation -----------------------------------------------------------------------
     def generation_key(self, collection: str) -> str:

@@ -2,12 +2,17 @@
 
 Per batch of ``ingest_batch_size`` streamed products: validate, hash, skip the
 unchanged (same content hash as indexed), embed the rest through the encoder
-client (passages for text, photos for images), then write the batch with one
-index upsert. Every product is one point, so each is all-or-nothing; a product
-that fails validation or embedding is reported and nothing of it is written.
-A stream cut mid-way writes the batches completed before the cut, never part
-of a product. Mixing model versions in one collection is refused with
-FAILED_PRECONDITION before anything is read.
+client (passages for text, photos for images). A product that fails validation or
+embedding is reported in the response and nothing of it is written.
+
+Unit of atomicity: **the stream**. Embedded products are held until the client has
+half-closed the stream cleanly, then written together and acknowledged in the one
+response. A stream that fails (cancelled, cut, deadline, an undecodable message) writes
+nothing: the caller was told nothing was acknowledged, so it may resend the stream
+as-is (unchanged products are skipped by content hash). Hence streams are bounded
+(``max_stream_products``); ``homesearch index`` sends one per batch of 64. Each product
+is still one point, so a reader never sees part of a product. Mixing model versions in
+one collection is refused with FAILED_PRECONDITION before anything is read.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from services.encoders.client import EncoderError, EncoderUnavailableError, InvalidInputError
 from services.ranking.config import RankingSettings
@@ -56,6 +62,24 @@ class _Pending:
     content_hash: str = ""
     text_vector: np.ndarray | None = None
     image_vectors: list[np.ndarray] = field(default_factory=list)
+
+
+_OBJ_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+_ITEM = re.compile(r"item (\d+): (.*?)(?=; item \d+: |$)")
+
+
+def _clean(exc: BaseException) -> str:
+    """An exception's message without Python object reprs (``<_io.BytesIO object at 0x..>``)."""
+    return _OBJ_REPR.sub("", str(exc)).strip() or type(exc).__name__
+
+
+def item_reason(message: str, index: int | None) -> str:
+    """The reason given for item ``index`` in an encoder message that may list several
+    batch-relative items (``invalid input: item 2: ...; item 5: ...``), without the number."""
+    reasons = {int(m.group(1)): m.group(2) for m in _ITEM.finditer(message)}
+    if index is not None and index in reasons:
+        return reasons[index]
+    return _ITEM.sub(lambda m: m.group(2), message) if reasons else message
 
 
 def passage_text(p: ranking_pb2.Product) -> str:
@@ -118,8 +142,10 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             try:  # header + structure check; cheap, and a clear message before spending encoder time
                 with Image.open(io.BytesIO(data)) as im:
                     im.verify()
+            except UnidentifiedImageError:
+                raise ProductRejected(bad, f"image {i} is not a JPEG, PNG or WebP image") from None
             except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
-                raise ProductRejected(bad, f"image {i} is not a decodable image: {exc}") from None
+                raise ProductRejected(bad, f"image {i} is not a decodable image: {_clean(exc)}") from None
 
     # -- Upsert ---------------------------------------------------------------------------
     def Upsert(self, request_iterator: Iterable[ranking_pb2.UpsertRequest], context: grpc.ServicerContext):
@@ -133,8 +159,14 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         resp = ranking_pb2.UpsertResponse()
         seen: set[str] = set()
         batch: list[ranking_pb2.Product] = []
+        ready: list[IndexedProduct] = []
+        limit = self.settings.max_stream_products
         try:
-            for req in request_iterator:
+            for n, req in enumerate(request_iterator, 1):
+                if n > limit:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"more than {limit} products in one Upsert stream; nothing was written. "
+                                  "Send smaller streams (homesearch index --batch-size)")
                 p = req.product
                 if p.id in seen:
                     self._fail(resp, p.id, grpc.StatusCode.INVALID_ARGUMENT, "duplicate product id in this stream")
@@ -142,12 +174,19 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 seen.add(p.id)
                 batch.append(p)
                 if len(batch) >= self.settings.ingest_batch_size:
-                    self._process(batch, model_version, resp)
+                    ready += self._process(batch, model_version, resp)
                     batch = []
             if batch:
-                self._process(batch, model_version, resp)
+                ready += self._process(batch, model_version, resp)
         except EncoderUnavailableError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"encoders unavailable: {exc}")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"encoders unavailable: {exc}; nothing was written")
+        if not context.is_active():
+            # The iterator ended because the call failed (e.g. gRPC could not deserialize a
+            # message and already answered INTERNAL): nothing was acknowledged, write nothing.
+            log.warning("upsert stream failed before its end; nothing written", extra={"held": len(ready)})
+            return ranking_pb2.UpsertResponse()
+        if ready:
+            self._write(ready, resp)
         resp.index_generation = self.state.generation()
         self.state.refresh_gauges()
         log.info(
@@ -161,7 +200,19 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         resp.failed.append(ranking_pb2.ProductError(product_id=pid, code=code.name, message=message))
         INGEST_PRODUCTS.labels("failed").inc()
 
-    def _process(self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse) -> None:
+    def _write(self, products: list[IndexedProduct], resp: ranking_pb2.UpsertResponse) -> None:
+        started = time.perf_counter()
+        self.state.index.upsert(products)
+        keys = {k for x in products for k in x.payload.get("attr", {})}
+        self.state.record_write(keys)
+        resp.upserted += len(products)
+        INGEST_PRODUCTS.labels("upserted").inc(len(products))
+        INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _process(
+        self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse
+    ) -> list[IndexedProduct]:
+        """Validates and embeds one batch; returns the products to write at the stream's end."""
         started = time.perf_counter()
         pending: list[_Pending] = []
         for p in batch:
@@ -181,14 +232,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 changed.append(x)
         changed = self._embed_texts(changed, resp)
         changed = self._embed_images(changed, resp)
-        if changed:
-            products = [self._indexed(x, model_version) for x in changed]
-            self.state.index.upsert(products)
-            keys = {k for x in products for k in x.payload.get("attr", {})}
-            self.state.record_write(keys)
-            resp.upserted += len(products)
-            INGEST_PRODUCTS.labels("upserted").inc(len(products))
         INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+        return [self._indexed(x, model_version) for x in changed]
 
     def _embed_texts(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
         """Embeds passages; an input the encoder rejects fails its product only (retry the rest)."""
@@ -202,7 +247,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                         bad = 0
                     else:  # cannot tell which one: isolate by embedding one at a time
                         return [y for x in items for y in self._embed_texts([x], resp)]
-                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT, f"text rejected: {exc}")
+                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT,
+                           f"text rejected: {item_reason(str(exc), exc.index)}")
                 items = items[:bad] + items[bad + 1 :]
                 continue
             for x, v in zip(items, np.asarray(vecs, dtype=np.float32)):
@@ -228,7 +274,10 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                     with_images = [x for x in items if x.product.images]
                     without = [x for x in items if not x.product.images]
                     return without + [y for x in with_images for y in self._embed_images([x], resp)]
-                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT, f"image rejected: {exc}")
+                photo = exc.index - owners.index(bad) if exc.index is not None and 0 <= exc.index < len(flat) else None
+                which = f"image {photo}" if photo is not None else "image"
+                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT,
+                           f"{which} rejected: {item_reason(str(exc), exc.index)}")
                 items = items[:bad] + items[bad + 1 :]
                 continue
             for i, v in zip(owners, vecs):

@@ -90,8 +90,32 @@ class RankingSettings(BaseSettings):
     breaker_failures: int = 3
     breaker_cooldown_s: float = 5.0
 
+    # Secrets: each also reads ``<FIELD>_FILE`` (a path; compose/k8s secrets), see ``secret()``.
+    redis_url_file: str = ""
+    # ``name:scope:token`` entries (scopes read, write); empty = internal auth OFF (warned).
+    service_tokens: str = ""
+    service_tokens_file: str = ""
+    # Key the cache signs entries with (HMAC-SHA256); empty = a random per-process key, so
+    # entries are only trusted by the process that wrote them.
+    cache_hmac_key: str = ""
+    cache_hmac_key_file: str = ""
+    # TLS for the ranking port (mTLS when tls_client_ca is set).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+    # Admission control: at most max_in_flight Rank calls run at once; a call that cannot
+    # start within queue_timeout_ms fails fast with RESOURCE_EXHAUSTED + retry-after-ms.
+    max_in_flight: int = 4
+    queue_timeout_ms: float = 50.0
+    # Degraded answers: while the encoders are down, a result-cache entry up to this old may
+    # be served (marked stale); 0 = never serve stale.
+    stale_result_max_age_s: float = 3600.0
+
     # Ingestion
     ingest_batch_size: int = 32
+    # Upsert streams are atomic (written at their end), so their length is bounded.
+    max_stream_products: int = 2000
     max_images_per_product: int = 8
     max_image_bytes: int = DEFAULT_LIMITS.max_image_bytes
 
@@ -105,3 +129,10 @@ class RankingSettings(BaseSettings):
 
     def limits(self) -> SearchLimits:
         return SearchLimits(self.max_text_chars, self.max_image_bytes, self.max_top_k, self.max_offset)
+
+    def secret(self, name: str) -> str:
+        """Field ``name``, or the contents of the file named by ``<name>_file`` when that is set."""
+        path = getattr(self, f"{name}_file", "")
+        if path:
+            return Path(path).read_text(encoding="utf-8").strip()
+        return str(getattr(self, name) or "")

@@ -21,6 +21,26 @@ CACHE_REQUESTS = Counter(
     "Cache lookups by cache (embedding|result) and result (hit|miss|bypass).",
     ["cache", "result"],
 )
+CACHE_REJECTED = Counter(
+    "homesearch_cache_rejected_total",
+    "Cache entries ignored because their signature did not verify (forged, corrupt or unsigned).",
+    ["cache"],
+)
+ADMISSION_REFUSED = Counter(
+    "homesearch_admission_refused_total",
+    "Calls refused with RESOURCE_EXHAUSTED because too many were in flight.",
+    ["method"],
+)
+DEGRADED_ANSWERS = Counter(
+    "homesearch_degraded_answers_total",
+    "Searches answered without some signal (encoders down), by how (partial|stale).",
+    ["how"],
+)
+AUTH_REJECTED = Counter(
+    "homesearch_internal_auth_rejected_total",
+    "Internal RPCs refused for a missing/invalid credential or a missing scope.",
+    ["reason"],
+)
 CACHE_CIRCUIT_OPEN = Gauge("homesearch_cache_circuit_open", "1 while the Redis circuit breaker is open.")
 INDEX_PRODUCTS = Gauge("homesearch_index_products", "Products in the index.")
 INDEX_DISK_BYTES = Gauge("homesearch_index_disk_bytes", "Bytes on disk of the embedded index (-1 unknown).")

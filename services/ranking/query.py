@@ -14,10 +14,13 @@ Signals (names match ``Hit.signal_scores`` and the ``Fusion`` weights):
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.encoders.client import EncoderUnavailableError
 from services.ranking.cache import RedisCache
 from services.ranking.index.schema import (
     BM25_VECTOR,
@@ -37,14 +40,55 @@ class QueryPlan:
     explanation: str = ""
     kind: str = "text"  # text | image | image+text
     notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # signals the encoders could not provide
+
+
+MAX_DENSE_CHARS = 2000  # below the encoders' max_text_chars (2048)
+
+
+class EncoderGate:
+    """After the encoders fail as unavailable, callers skip them for ``cooldown_s`` (one probe
+    at a time after that), so degraded answers cost milliseconds, not the client's retries."""
+
+    def __init__(self, cooldown_s: float = 1.0) -> None:
+        self.cooldown_s = cooldown_s
+        self._open_until = 0.0
+        self._probing = False
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._open_until == 0.0:
+                return True
+            if not self._probing and time.monotonic() >= self._open_until:
+                self._probing = True
+                return True
+            return False
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            self._probing = False
+            self._open_until = 0.0 if ok else time.monotonic() + self.cooldown_s
 
 
 class QueryEncoder:
     """Query embeddings through the encoder client, cached in Redis by (model version, input)."""
 
-    def __init__(self, encoder, cache: RedisCache) -> None:
+    def __init__(self, encoder, cache: RedisCache, gate: EncoderGate | None = None) -> None:
         self.encoder = encoder
         self.cache = cache
+        self.gate = gate or EncoderGate()
+
+    def _embed(self, fn):
+        if not self.gate.allow():
+            raise EncoderUnavailableError("they failed moments ago; retrying shortly")
+        try:
+            out = fn()
+        except EncoderUnavailableError:
+            self.gate.record(False)
+            raise
+        self.gate.record(True)
+        return out
 
     def model_version(self) -> str:
         return self.encoder.model_info().model_version
@@ -52,10 +96,14 @@ class QueryEncoder:
     def text(self, text: str, model_version: str) -> np.ndarray:
         from services.ranking.language import normalize
 
+        # A query within the public limit may grow past the encoder's limit once translated
+        # and expanded (1,000 Chinese characters -> ~2,400). The text tower reads at most 512
+        # tokens (~2,000 characters) anyway, so the dense text is cut there, not rejected.
+        text = text[:MAX_DENSE_CHARS]
         key = self.cache.embedding_key(model_version, "q", normalize(text).encode("utf-8"))
         vec = self.cache.get_embedding(key)
         if vec is None:
-            vec = np.asarray(self.encoder.embed_texts([text], mode="query")[0], dtype=np.float32)
+            vec = np.asarray(self._embed(lambda: self.encoder.embed_texts([text], mode="query"))[0], dtype=np.float32)
             self.cache.put_embedding(key, vec)
         return vec
 
@@ -63,7 +111,7 @@ class QueryEncoder:
         key = self.cache.embedding_key(model_version, "img", data)
         vec = self.cache.get_embedding(key)
         if vec is None:
-            vec = np.asarray(self.encoder.embed_images([data])[0], dtype=np.float32)
+            vec = np.asarray(self._embed(lambda: self.encoder.embed_images([data]))[0], dtype=np.float32)
             self.cache.put_embedding(key, vec)
         return vec
 
@@ -83,6 +131,7 @@ def plan_query(
     limit: int,
     mix_text_share: float,
     locale: str = "",
+    degrade: bool = False,
 ) -> QueryPlan:
     """Embeds the query and lists the index searches to run (one batch, one round trip)."""
     from services.ranking.language import analyze_query
@@ -94,18 +143,36 @@ def plan_query(
         analysis = analyze_query(text, catalog_language=catalog_language)
         plan.language = analysis.language or locale
         plan.explanation = analysis.explanation
-        # Dense: the translation when the query is not in the catalog's language.
-        tvec = encoder.text(analysis.dense_text, model_version)
+        # Dense: the translation when the query is not in the catalog's language. With the
+        # encoders down (and no cached embedding) the text is still answered from BM25 and the
+        # plan records which signals are missing, unless the caller wants all or nothing.
+        try:
+            tvec = encoder.text(analysis.dense_text, model_version)
+        except EncoderUnavailableError:
+            if not degrade:
+                raise
+            plan.missing += [TEXT, IMAGE]
         # BM25: original + translated terms, expansions (synonyms, other language) down-weighted.
         sparse = analysis.sparse_vector()
-        queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=tvec.tolist(), limit=limit))
+        if tvec is not None:
+            queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=tvec.tolist(), limit=limit))
         if sparse.indices:
             queries.append(
                 SignalQuery(LEXICAL, BM25_VECTOR, sparse=SparseVec(list(sparse.indices), list(sparse.values)), limit=limit)
             )
     if image:
-        ivec = encoder.image(image, model_version)
-        if tvec is None:
+        try:
+            ivec = encoder.image(image, model_version)
+        except EncoderUnavailableError:
+            if not degrade or not text.strip():  # an image-only query has nothing left to rank on
+                raise
+            plan.missing = sorted({*plan.missing, IMAGE})
+            return plan
+        if tvec is None and plan.missing:  # text embedding missing, image present: image only
+            plan.kind = "image+text"
+            queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
+            plan.missing = [TEXT]
+        elif tvec is None:
             plan.kind = "image"
             queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
             queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=ivec.tolist(), limit=limit))

@@ -18,13 +18,16 @@ from pathlib import Path
 
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
+from homesearch.admission import Admission, AdmissionInterceptor
 from services.ranking.cache import CircuitBreaker, RedisCache
 from services.ranking.catalog_service import CatalogServicer
 from services.ranking.config import RankingSettings
 from services.ranking.generation import CatalogState
 from services.ranking.index import ModelMismatchError, open_index
+from services.ranking.metrics import ADMISSION_REFUSED, AUTH_REJECTED
 from services.ranking.query import QueryEncoder
 from services.ranking.service import RankingServicer
+from homesearch.service_auth import ServiceAuthInterceptor, TokenRegistry, parse_tokens, server_credentials
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,9 @@ class RankingApp:
             encoder = EncoderClient(settings.triton_url, timeout_s=settings.encoder_timeout_s)
         self.encoder = encoder
         self.cache = cache or RedisCache(
-            settings.redis_url,
+            settings.secret("redis_url"),
+            hmac_key=settings.secret("cache_hmac_key") or None,
+            stale_ttl_s=int(settings.stale_result_max_age_s),
             prefix=settings.cache_prefix,
             timeout_s=settings.redis_timeout_s,
             embedding_ttl_s=settings.embedding_cache_ttl_s,
@@ -78,13 +83,17 @@ class RankingApp:
             register=self._register,
             service_names=SERVICE_NAMES,
             on_shutdown=self._close,
-            ready=self.ready,
+            extra_interceptors=internal_interceptors(settings),
+            # No readiness probe: serving once the index is open. With the encoders down, text
+            # queries are still answered (BM25 + cached embeddings, marked degraded).
         )
         self.grpc = GrpcService(
             spec,
             settings.listen,
             metrics_port=settings.metrics_port,
-            max_workers=settings.max_workers,
+            # room for callers waiting on admission, so refusals are ours (with retry-after-ms)
+            max_workers=max(settings.max_workers, settings.max_in_flight * 4),
+            credentials=server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca),
         )
 
     @property
@@ -95,9 +104,6 @@ class RankingApp:
     def _register(self, server) -> None:
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(self.ranking, server)
         ranking_pb2_grpc.add_CatalogServiceServicer_to_server(self.catalog, server)
-
-    def ready(self) -> bool:
-        return self.encoder.is_ready()
 
     def start(self) -> "RankingApp":
         self.grpc.start()
@@ -113,6 +119,33 @@ class RankingApp:
             self.encoder.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+METHOD_SCOPES = {
+    "/homesearch.v1.RankingService/Rank": "read",
+    "/homesearch.v1.RankingService/IndexInfo": "read",
+    "/homesearch.v1.CatalogService/Upsert": "write",
+    "/homesearch.v1.CatalogService/Delete": "write",
+}
+
+
+def internal_interceptors(settings: RankingSettings) -> list:
+    """Service-credential check (first: refused calls cost nothing) and admission control."""
+    out = []
+    tokens = parse_tokens(settings.secret("service_tokens"))
+    if tokens:
+        out.append(ServiceAuthInterceptor(TokenRegistry(tokens), METHOD_SCOPES,
+                                          on_reject=lambda r: AUTH_REJECTED.labels(r).inc()))
+        log.info("service credentials loaded", extra={"callers": sorted(t.name for t in tokens)})
+    else:
+        log.warning("NO SERVICE CREDENTIALS configured (HOMESEARCH_RANKING_SERVICE_TOKENS[_FILE]): anyone who "
+                    "reaches %s can Rank, Upsert and Delete. Only for tests and local development.", settings.listen)
+    out.append(AdmissionInterceptor(
+        Admission(settings.max_in_flight, settings.queue_timeout_ms),
+        ["/homesearch.v1.RankingService/Rank"],
+        on_refuse=lambda m: ADMISSION_REFUSED.labels(m.rsplit("/", 1)[-1]).inc(),
+    ))
+    return out
 
 
 def _wait_for_model_info(encoder, timeout_s: float):
@@ -149,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-consistency", type=int, help="write consistency factor for a new server collection")
     p.add_argument("--triton-url", help=f"Triton gRPC address (default {d['triton_url'].default})")
     p.add_argument("--encoder-startup-timeout-s", type=float, help="how long to wait for Triton at startup")
-    p.add_argument("--redis-url", help="Redis/Valkey URL for the caches; '' disables caching")
+    p.add_argument("--redis-url", help="Redis/Valkey URL for the caches, credentials allowed "
+                   "(redis://user:password@host:port/0; prefer HOMESEARCH_RANKING_REDIS_URL[_FILE]); '' disables caching")
     p.add_argument("--catalog-language", help="language of the catalog text (default en)")
     p.add_argument("--log-level", help="log level (default INFO or HOMESEARCH_LOG_LEVEL)")
     return p

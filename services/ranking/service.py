@@ -15,7 +15,7 @@ from services.ranking.config import RankingSettings
 from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from services.ranking.generation import CatalogState
 from services.ranking.index.schema import SearchFilter, normalize_attr_key
-from services.ranking.metrics import STAGE_SECONDS
+from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
@@ -117,9 +117,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                     resp.request_id = request_id
                     resp.took_ms = (time.perf_counter() - started) * 1000
                     return resp
-            resp = self._rank(request, flt, model_version, generation)
-            if cache_key is not None:
+            try:
+                resp = self._rank(request, flt, model_version, generation)
+            except EncoderUnavailableError:
+                stale = self._stale(cache_key, started, request_id)
+                if stale is not None:
+                    return stale
+                raise
+            if cache_key is not None and not resp.HasField("degraded"):
                 self.cache.put_result(cache_key, resp.SerializeToString())
+            elif resp.HasField("degraded"):
+                DEGRADED_ANSWERS.labels("partial").inc()
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query input rejected by the encoder: {exc}")
         except EncoderUnavailableError as exc:
@@ -135,6 +143,23 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 "language": resp.query_language,
             },
         )
+        return resp
+
+    def _stale(self, cache_key: str | None, started: float, request_id: str) -> search_pb2.SearchResponse | None:
+        """With the encoders down: a cached result within ``stale_result_max_age_s``, marked."""
+        if cache_key is None or self.settings.stale_result_max_age_s <= 0:
+            return None
+        got = self.cache.get_result_aged(cache_key, allow_stale=True)
+        if got is None:
+            return None
+        resp = search_pb2.SearchResponse.FromString(got[0])
+        resp.cache_hit = True
+        resp.degraded.stale = True
+        resp.degraded.stale_age_s = got[1]
+        resp.degraded.reason = "encoders unavailable; cached result"
+        resp.request_id = request_id
+        resp.took_ms = (time.perf_counter() - started) * 1000
+        DEGRADED_ANSWERS.labels("stale").inc()
         return resp
 
     def _rank(
@@ -154,7 +179,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             limit=limit,
             mix_text_share=d.mix_text_share,
             locale=req.locale,
+            degrade=True,
         )
+        if not plan.queries:  # encoders down and nothing lexical to search on
+            raise EncoderUnavailableError("encoders unavailable and the query has no searchable terms")
         t1 = time.perf_counter()
         results = self.state.index.search(plan.queries, flt)
         t2 = time.perf_counter()
@@ -191,6 +219,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         )
         for h in page:
             resp.hits.append(self._hit(h, req.explain, plan.explanation, method, weights))
+        if plan.missing:
+            resp.degraded.missing_signals.extend(plan.missing)
+            resp.degraded.reason = "encoders unavailable: ranked on the remaining signals"
         return resp
 
     @staticmethod

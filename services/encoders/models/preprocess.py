@@ -79,6 +79,31 @@ def _open(data: bytes, limits: ImageLimits) -> _Header:
     return _Header(img, orientation if 1 <= orientation <= 8 else 1)
 
 
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB, alpha composited on white. Every decode path uses it.
+
+    Why not ``img.convert("RGB")`` alone: Pillow *clips* 16-bit grayscale ("I;16", and "I"
+    for 16-bit PNGs) to 0..255, so nearly every pixel becomes 255 and the photo turns solid
+    white. Wide modes are scaled (16-bit: /257, float: x255 when in 0..1) instead."""
+    if img.mode in _WIDE_MODES:
+        arr = np.asarray(img).astype(np.float64)
+        if img.mode == "F":
+            scale = 1 / 255 if arr.size and float(arr.max()) <= 1.0 else 1.0
+        elif img.mode == "I":
+            scale = 257.0 if arr.size and float(arr.max()) > 255 else 1.0
+        else:
+            scale = 257.0
+        img = Image.fromarray(np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert("RGB")
+
+
 def _decode_pil(h: _Header, size: int) -> torch.Tensor:
     """Full decode with Pillow -> (3, H, W) uint8, orientation applied, alpha on white."""
     img = h.image
@@ -89,11 +114,7 @@ def _decode_pil(h: _Header, size: int) -> torch.Tensor:
         img.load()
         if h.orientation != 1:
             img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(white, rgba)
-        img = img.convert("RGB")
+        img = to_rgb(img)
     except ImageInputError:
         raise
     except Exception as e:  # truncated / corrupt data: Pillow raises OSError, ValueError, ...

@@ -41,6 +41,7 @@ from types import FrameType
 from typing import Any
 
 from services.encoders.serving.config import TritonSettings
+from homesearch.stack.supervisor import become_subreaper, kill_group, kill_strays, set_death_signal
 from services.encoders.serving.repository import RenderedRepository, render_repository, resolve_kind
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,29 @@ def prepare_backend_dir(install: TritonInstall, work_dir: Path) -> Path:
     dst = work_dir / "backends" / "python"
     dst.mkdir(parents=True, exist_ok=True)
     for src in (install.python_backend / "libtriton_python.so", install.python_backend / "triton_python_backend_utils.py", install.stub):
-        shutil.copy2(src, dst / src.name)
+        # Copy beside, then rename over: the rename gives the path a new inode, so a stub still
+        # executing from the old one (a dying server's) never blocks it ("Text file busy").
+        tmp = dst / f".{src.name}.{os.getpid()}.tmp"
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst / src.name)
     return work_dir / "backends"
+
+
+# -- admin API restriction -------------------------------------------------------------------
+RESTRICTED_APIS = "logging,model-repository,trace,shared-memory"  # read-only config/statistics stay open
+ADMIN_HEADER = "homesearch-triton-admin"
+
+
+def _admin_token() -> str:
+    """The admin header's value: ``$HOMESEARCH_TRITON_ADMIN_TOKEN(_FILE)`` or a fresh random one."""
+    import secrets as _secrets
+
+    path = os.environ.get("HOMESEARCH_TRITON_ADMIN_TOKEN_FILE", "")
+    if path and Path(path).is_file():
+        value = Path(path).read_text().strip()
+        if value:
+            return value
+    return os.environ.get("HOMESEARCH_TRITON_ADMIN_TOKEN", "") or _secrets.token_urlsafe(32)
 
 
 # -- ports ------------------------------------------------------------------------------------
@@ -220,6 +242,9 @@ class TritonServer:
         self._reader: threading.Thread | None = None
         self.rendered: RenderedRepository | None = None
         self.startup_s: float | None = None
+        # Set by the CLI (the launcher process): the server gets PR_SET_PDEATHSIG. Off for
+        # in-process use, where the starting thread may end before the server should.
+        self.die_with_parent = False
 
     # addresses
     @property
@@ -293,6 +318,13 @@ class TritonServer:
             f"--exit-timeout-secs={int(s.shutdown_timeout_s)}",
             f"--log-verbose={s.log_verbose}",
         ]
+        # Only the ranking service talks to Triton (health, metadata, config, inference): every
+        # API that changes the server (logging, model load/unload, traces, shared memory) needs
+        # a header whose value no client is given, so e.g. log settings cannot be changed over
+        # either port.
+        admin = _admin_token()
+        for flag in ("--http-restricted-api", "--grpc-restricted-protocol"):
+            cmd.append(f"{flag}={RESTRICTED_APIS}:{ADMIN_HEADER}={admin}")
         if self.rendered.kind == "KIND_CPU":
             # no CUDA work: skip the pinned host pool and GPU metrics (and their warnings)
             cmd += ["--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0"]
@@ -310,6 +342,8 @@ class TritonServer:
             errors="replace",
             bufsize=1,
             start_new_session=True,  # own process group: the stubs die with the server
+            # with the launcher's main thread gone (even by SIGKILL) the server goes too
+            preexec_fn=set_death_signal(signal.SIGKILL) if self.die_with_parent else None,
         )
         self._reader = threading.Thread(target=self._pump, name="tritonserver-log", daemon=True)
         self._reader.start()
@@ -371,19 +405,18 @@ class TritonServer:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL of the whole process group after ``shutdown_timeout_s``."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            log.info("stopping tritonserver", extra={"pid": proc.pid})
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=self.settings.shutdown_timeout_s + 5)
-            except subprocess.TimeoutExpired:
-                log.warning("tritonserver did not stop in time; killing it", extra={"pid": proc.pid})
-            finally:
+        if proc is not None:
+            if proc.poll() is None:
+                log.info("stopping tritonserver", extra={"pid": proc.pid})
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # leftover stubs of this server only
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait(timeout=10)
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=self.settings.shutdown_timeout_s + 5)
+                except subprocess.TimeoutExpired:
+                    log.warning("tritonserver did not stop in time; killing it", extra={"pid": proc.pid})
+            # Always, also when the server already died (e.g. SIGKILLed): its python stubs are
+            # still in its process group and would otherwise live on, holding memory.
+            kill_group(proc.pid)
+            proc.wait(timeout=10)
         if self._reader is not None:
             self._reader.join(timeout=5)
             self._reader = None
@@ -471,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
                           "image_version": r.image_version, "dim": r.dim}))
         return 0
     server = TritonServer(settings)
+    server.die_with_parent = True
+    # Stubs whose server dies are re-parented to us (not init), and swept below.
+    become_subreaper()
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -492,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                 return rc or 1
     finally:
         server.stop()
+        kill_strays()
     return 0
 
 

@@ -37,7 +37,9 @@ def pad_to_square(img, fill=(255, 255, 255)):
     """Paste an RGB PIL image centred on a white square canvas (no crop, no distortion)."""
     from PIL import Image
 
-    img = img.convert("RGB")
+    from services.encoders.models.preprocess import to_rgb
+
+    img = to_rgb(img)
     w, h = img.size
     s = max(w, h)
     if w == h:
@@ -91,7 +93,9 @@ def serving_views(path: Path, size: int = 224) -> list[np.ndarray] | None:
     if not ok:
         raise ValueError(f"{path}: {errors}")
     pad = batch[0]
-    raw = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1)
+    from services.encoders.models.preprocess import to_rgb
+
+    raw = torch.from_numpy(np.asarray(to_rgb(Image.open(path))).copy()).permute(2, 0, 1)
     _, h, w = raw.shape
 
     def centre(frac: float) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import deque
@@ -25,7 +26,12 @@ from services.ranking.ingest.images import ImageLoadError, load_image
 from services.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+# RESOURCE_EXHAUSTED is not transient here: for a stream it means a message over the size
+# limit, which a retry cannot fix (oversized products are caught before sending, below).
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# The ranking service's per-message limit (homesearch.rpc.server.MAX_MESSAGE_BYTES) less
+# room for the request envelope.
+MAX_PRODUCT_BYTES = 32 * 1024 * 1024 - 64 * 1024
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Summary:
     upserted: int = 0
     unchanged: int = 0
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     index_generation: int = 0
     seconds: float = 0.0
 
@@ -54,6 +61,7 @@ class Summary:
             "unchanged": self.unchanged,
             "failed": len(self.failures),
             "failures": [f.__dict__ for f in self.failures],
+            "warnings": list(self.warnings),
             "index_generation": self.index_generation,
             "seconds": round(self.seconds, 3),
             "products_per_s": round(self.processed / self.seconds, 2) if self.seconds else 0.0,
@@ -114,11 +122,12 @@ def prepared_products(
         yield drain_one()
 
 
-def _upsert_batch(stub, batch: list[ranking_pb2.Product], timeout_s: float, retries: int = 3):
+def _upsert_batch(stub, batch: list[ranking_pb2.Product], timeout_s: float, retries: int = 3, metadata=()):
     delay = 1.0
     for attempt in range(retries + 1):
         try:
-            return stub.Upsert(iter([ranking_pb2.UpsertRequest(product=p) for p in batch]), timeout=timeout_s)
+            return stub.Upsert(iter([ranking_pb2.UpsertRequest(product=p) for p in batch]), timeout=timeout_s,
+                               metadata=metadata)
         except grpc.RpcError as exc:
             if exc.code() not in RETRYABLE or attempt == retries:
                 raise
@@ -145,7 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-failures", action="store_true", help="exit 0 even when some products failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="file with the write-scope service token (default: $HOMESEARCH_SERVICE_TOKEN_FILE, "
+                   "else $HOMESEARCH_SERVICE_TOKEN)")
+    p.add_argument("--tls-ca", default=os.environ.get("HOMESEARCH_RANKING_TLS_CA", ""),
+                   help="CA of the ranking service's certificate: connect with TLS [HOMESEARCH_RANKING_TLS_CA]")
+    p.add_argument("--tls-cert", default=os.environ.get("HOMESEARCH_RANKING_CLIENT_CERT", ""),
+                   help="client certificate for mTLS [HOMESEARCH_RANKING_CLIENT_CERT]")
+    p.add_argument("--tls-key", default=os.environ.get("HOMESEARCH_RANKING_CLIENT_KEY", ""),
+                   help="client key for mTLS [HOMESEARCH_RANKING_CLIENT_KEY]")
     return p
+
+
+def service_channel(args: argparse.Namespace, options: list) -> tuple[grpc.Channel, tuple]:
+    """Channel to the ranking service and the metadata carrying the service token."""
+    from homesearch.service_auth import ChannelSecurity, client_metadata, token_from_env
+
+    token = args.token_file.read_text().strip() if getattr(args, "token_file", None) else token_from_env()
+    security = ChannelSecurity(ca=getattr(args, "tls_ca", ""), cert=getattr(args, "tls_cert", ""),
+                               key=getattr(args, "tls_key", ""))
+    return security.channel(args.ranking_addr, options), client_metadata(token)
 
 
 def run(args: argparse.Namespace) -> Summary:
@@ -155,9 +183,8 @@ def run(args: argparse.Namespace) -> Summary:
     line_of: dict[str, int] = {}
     base = args.catalog.resolve().parent
     started = time.perf_counter()
-    channel = grpc.insecure_channel(
-        args.ranking_addr,
-        options=[("grpc.max_send_message_length", 64 * 1024 * 1024), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    channel, metadata = service_channel(
+        args, [("grpc.max_send_message_length", 64 * 1024 * 1024), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     stub = ranking_pb2_grpc.CatalogServiceStub(channel)
     bar = tqdm(desc="indexing", unit="product", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
@@ -168,7 +195,7 @@ def run(args: argparse.Namespace) -> Summary:
             def flush() -> None:
                 if not batch:
                     return
-                resp = _upsert_batch(stub, batch, args.rpc_timeout_s, args.retries)
+                resp = _upsert_batch(stub, batch, args.rpc_timeout_s, args.retries, metadata)
                 summary.upserted += resp.upserted
                 summary.unchanged += resp.unchanged
                 summary.index_generation = resp.index_generation
@@ -189,6 +216,16 @@ def run(args: argparse.Namespace) -> Summary:
                 if product is None:
                     pid = rec.product_id if isinstance(rec, LineError) else rec.id
                     summary.failures.append(Failure(pid, rec.line, "INVALID_ARGUMENT", error))
+                    bar.update(1)
+                    continue
+                for name in getattr(rec, "unknown_fields", ()):
+                    summary.warnings.append(f"line {rec.line} id={rec.id}: unknown field {name!r} ignored")
+                size = product.ByteSize()
+                if size > MAX_PRODUCT_BYTES:
+                    summary.failures.append(Failure(
+                        product.id, rec.line, "INVALID_ARGUMENT",
+                        f"product is {size} bytes with its {len(product.images)} photo(s); one product may be at "
+                        f"most {MAX_PRODUCT_BYTES} bytes: use fewer or smaller photos"))
                     bar.update(1)
                     continue
                 line_of[product.id] = rec.line
@@ -212,6 +249,8 @@ def print_summary(summary: Summary, as_json: bool) -> None:
         f"upserted {d['upserted']}, unchanged {d['unchanged']}, failed {d['failed']} "
         f"in {d['seconds']:.1f} s ({d['products_per_s']} products/s), index generation {d['index_generation']}"
     )
+    for w in summary.warnings:
+        print(f"  WARNING {w}")
     for f in summary.failures:
         where = f"line {f.line}" if f.line else "line ?"
         print(f"  FAILED {where} id={f.product_id or '-'} {f.code}: {f.message}")

@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1000, help="ids per Delete call (default %(default)s)")
     p.add_argument("--timeout-s", type=float, default=60.0, help="deadline per call (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="file with the write-scope service token (default: $HOMESEARCH_SERVICE_TOKEN_FILE, "
+                   "else $HOMESEARCH_SERVICE_TOKEN)")
     return p
 
 
@@ -34,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         print("homesearch delete: no ids given", file=sys.stderr)
         return 2
     deleted, not_found, generation = 0, [], 0
-    with grpc.insecure_channel(args.ranking_addr) as channel:
+    from services.ranking.ingest.cli import service_channel
+
+    channel, metadata = service_channel(args, [])
+    with channel:
         stub = ranking_pb2_grpc.CatalogServiceStub(channel)
         try:
             for i in range(0, len(ids), args.batch_size):
-                resp = stub.Delete(ranking_pb2.DeleteRequest(product_ids=ids[i : i + args.batch_size]), timeout=args.timeout_s)
+                resp = stub.Delete(ranking_pb2.DeleteRequest(product_ids=ids[i : i + args.batch_size]), timeout=args.timeout_s,
+                                    metadata=metadata)
                 deleted += resp.deleted
                 not_found += list(resp.not_found)
                 generation = resp.index_generation

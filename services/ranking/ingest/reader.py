@@ -26,6 +26,7 @@ class CatalogRecord:
     currency: str = ""
     in_stock: bool | None = None
     image_refs: list[str] = field(default_factory=list)  # main photo first, de-duplicated
+    unknown_fields: list[str] = field(default_factory=list)  # reported as warnings, ignored
 
 
 @dataclass
@@ -42,6 +43,11 @@ def _str(d: dict, key: str) -> str:
     if not isinstance(v, str):
         raise ValueError(f"{key!r} must be a string")
     return v
+
+
+KNOWN_FIELDS = frozenset(
+    {"id", "title", "description", "category", "attributes", "price", "currency", "in_stock", "image", "images"}
+)
 
 
 def parse_record(obj: object, line: int) -> CatalogRecord:
@@ -88,6 +94,7 @@ def parse_record(obj: object, line: int) -> CatalogRecord:
         currency=_str(obj, "currency"),
         in_stock=in_stock,
         image_refs=refs,
+        unknown_fields=sorted(str(k) for k in obj if k not in KNOWN_FIELDS),
     )
 
 
