@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from homesearch.admission import Admission, AdmissionInterceptor
+from homesearch.rpc.admission import Admission, AdmissionInterceptor
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
 

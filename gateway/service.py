@@ -17,10 +17,10 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Gauge
 
-from homesearch.admission import RETRY_AFTER_KEY
+from homesearch.rpc.admission import RETRY_AFTER_KEY
 from homesearch.rpc.server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
 from homesearch.observability.logging import request_id_var
-from homesearch.service_auth import ChannelSecurity, client_metadata
+from homesearch.rpc.service_auth import ChannelSecurity, client_metadata
 from homesearch.v1 import ranking_pb2_grpc, search_pb2
 from homesearch.validation import RequestError, explain_undecodable, validate_request
 

@@ -30,7 +30,7 @@ from pathlib import Path
 # deadlock the fork. Children exec at once and never use the parent's channels.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from homesearch.service_auth import mask  # noqa: E402
+from homesearch.rpc.service_auth import mask  # noqa: E402
 from homesearch.stack import StackError, check_ports_free  # noqa: E402
 from homesearch.stack.parts import PORTS, StackConfig, hs, stack_parts, to_spec  # noqa: E402
 from homesearch.stack.secrets import StackSecrets, _write_private, load_or_create_api_key  # noqa: E402

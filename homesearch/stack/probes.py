@@ -11,7 +11,7 @@ def grpc_serving(addr: str, *, tls_ca: str = "", server_name: str = "", service:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from homesearch.service_auth import ChannelSecurity
+    from homesearch.rpc.service_auth import ChannelSecurity
 
     try:
         with ChannelSecurity(ca=tls_ca, server_name=server_name).channel(addr) as ch:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
-from homesearch.admission import Admission, AdmissionInterceptor
+from homesearch.rpc.admission import Admission, AdmissionInterceptor
 from services.ranking.cache import CircuitBreaker, RedisCache
 from services.ranking.catalog_service import CatalogServicer
 from services.ranking.config import RankingSettings
@@ -27,7 +27,7 @@ from services.ranking.index import ModelMismatchError, open_index
 from services.ranking.metrics import ADMISSION_REFUSED, AUTH_REJECTED
 from services.ranking.query import QueryEncoder
 from services.ranking.service import RankingServicer
-from homesearch.service_auth import ServiceAuthInterceptor, TokenRegistry, parse_tokens, server_credentials
+from homesearch.rpc.service_auth import ServiceAuthInterceptor, TokenRegistry, parse_tokens, server_credentials
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 log = logging.getLogger(__name__)

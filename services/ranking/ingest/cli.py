@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def service_channel(args: argparse.Namespace, options: list) -> tuple[grpc.Channel, tuple]:
     """Channel to the ranking service and the metadata carrying the service token."""
-    from homesearch.service_auth import ChannelSecurity, client_metadata, token_from_env
+    from homesearch.rpc.service_auth import ChannelSecurity, client_metadata, token_from_env
 
     token = args.token_file.read_text().strip() if getattr(args, "token_file", None) else token_from_env()
     security = ChannelSecurity(ca=getattr(args, "tls_ca", ""), cert=getattr(args, "tls_cert", ""),
