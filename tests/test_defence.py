@@ -22,7 +22,8 @@ import redis
 from bench.chaos import SearchLoad, kill_and_recover, orphans, port_owners_ok
 from homesearch.client import HomesearchClient
 from homesearch.stack import PORT_FLAGS, free_ports
-from homesearch.stack.supervisor import alive, descendants, port_free
+from homesearch.ports import port_free
+from homesearch.stack.supervisor import alive, descendants
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from tests.test_stack import DEMO, Up
 

@@ -23,15 +23,12 @@ from grpc_reflection.v1alpha import reflection
 
 from homesearch.rpc.interceptors import REQUEST_ID_KEY, RequestIdInterceptor  # noqa: F401 (re-exported)
 from homesearch.observability.metrics import MetricsInterceptor, start_metrics_server
+from homesearch.ports import PortInUseError  # noqa: F401 (re-exported: services catch it from here)
 
 log = logging.getLogger(__name__)
 
 # Generous message limit: search requests may carry a photo (gateway enforces the real limit).
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-
-
-class PortInUseError(RuntimeError):
-    """The configured listen address could not be bound."""
 
 
 @dataclass

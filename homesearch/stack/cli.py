@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from homesearch.rpc.service_auth import mask  # noqa: E402
-from homesearch.stack import StackError, check_ports_free  # noqa: E402
+from homesearch.stack.errors import StackError, check_ports_free  # noqa: E402
 from homesearch.stack.parts import PORTS, StackConfig, hs, stack_parts, to_spec  # noqa: E402
 from homesearch.stack.secrets import StackSecrets, _write_private, load_or_create_api_key  # noqa: E402
 from homesearch.stack.supervisor import RestartPolicy, Supervisor, SupervisorError  # noqa: E402

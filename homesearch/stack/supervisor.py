@@ -29,7 +29,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from homesearch.ports import port_free
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -138,17 +139,6 @@ def kill_strays(keep: Callable[[int], bool] = lambda pid: False) -> list[int]:
         except ChildProcessError:
             pass
     return killed
-
-
-def port_free(port: int, host: str = "0.0.0.0") -> bool:
-    """True when nothing listens on ``port`` (TIME-WAIT leftovers count as free)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------- policy

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from services.encoders.client import EncoderClient, EncoderUnavailableError, ModelInfo
-from services.encoders.serving.launcher import free_port
+from homesearch.ports import free_port
 
 
 def test_model_info_is_cached_and_combined(encoder_client):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from homesearch.stack import free_ports
+from homesearch.ports import free_ports, port_free
 from homesearch.stack.supervisor import (
     ProcessSpec,
     RestartBudget,
@@ -23,7 +23,6 @@ from homesearch.stack.supervisor import (
     Supervisor,
     SupervisorError,
     alive,
-    port_free,
 )
 
 # A child that listens on PORT and forks a grandchild which escapes into its own session

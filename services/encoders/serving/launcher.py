@@ -26,7 +26,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -41,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from services.encoders.serving.config import TritonSettings
+from homesearch.ports import PortInUseError, free_port, port_free
 from homesearch.stack.supervisor import become_subreaper, kill_group, kill_strays, set_death_signal
 from services.encoders.serving.repository import RenderedRepository, render_repository, resolve_kind
 
@@ -58,10 +58,6 @@ class TritonNotFoundError(LauncherError):
 
 
 class UnsupportedPlatformError(LauncherError):
-    pass
-
-
-class PortInUseError(LauncherError):
     pass
 
 
@@ -169,23 +165,13 @@ def _admin_token() -> str:
 
 
 # -- ports ------------------------------------------------------------------------------------
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def check_port(host: str, port: int, what: str) -> None:
     """Raises PortInUseError when something listens on (host, port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise PortInUseError(
-                f"{what} port {port} on {host} is already in use ({e.strerror}); pick another with "
-                f"--{what}-port or HOMESEARCH_TRITON_{what.upper()}_PORT (0 = any free port)"
-            ) from None
+    if not port_free(port, host):
+        raise PortInUseError(
+            f"{what} port {port} on {host} is already in use; pick another with "
+            f"--{what}-port or HOMESEARCH_TRITON_{what.upper()}_PORT (0 = any free port)"
+        )
 
 
 # -- log forwarding ---------------------------------------------------------------------------
@@ -517,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         server.start()
-    except LauncherError as e:
+    except (LauncherError, PortInUseError) as e:
         log.error(str(e))
         return 1
     try:
