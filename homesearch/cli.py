@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("homesearch.ranking.ingest.cli_delete", "delete products by id from a running ranking service"),
     "ranking": ("homesearch.ranking.server", "run the ranking (fusion) service alone"),
     "gateway": ("homesearch.gateway.server", "run the gateway alone"),
+    "console": ("console.cli", "run the web console alone (search page, relevance inspection)"),
     "triton": ("homesearch.encoders.launcher", "run tritonserver with the encoder models"),
     "prepare-models": ("homesearch.encoders.prepare", "convert and cache model weights (idempotent)"),
     "train": ("homesearch.encoders.training.cli", "train the image head against the frozen text tower"),

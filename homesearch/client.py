@@ -178,7 +178,7 @@ class HomesearchClient:
             md.append(("x-request-id", request_id))
         return md
 
-    def search(
+    def build_request(
         self,
         text: str | None = None,
         image: bytes | str | os.PathLike | None = None,
@@ -196,9 +196,8 @@ class HomesearchClient:
         score_threshold: float = 0.0,
         no_cache: bool = False,
         request_id: str | None = None,
-        timeout_s: float | None = None,
-    ) -> SearchResult:
-        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file."""
+    ) -> search_pb2.SearchRequest:
+        """The SearchRequest that :meth:`search` sends for these arguments."""
         flt = search_pb2.Filter(
             categories=list(categories),
             attributes=dict(attributes or {}),
@@ -227,13 +226,49 @@ class HomesearchClient:
             elif isinstance(fusion, Mapping):
                 fusion = Fusion(**fusion)  # type: ignore[arg-type]
             req.fusion.CopyFrom(fusion.to_proto())
+        return req
+
+    def search_request(self, req: search_pb2.SearchRequest, timeout_s: float | None = None) -> search_pb2.SearchResponse:
+        """Sends a ready SearchRequest and returns the raw SearchResponse.
+
+        For tools that must see every response field, including ones newer than this client's
+        dataclasses (the web console renders the response generically)."""
         try:
-            resp = self._stub.Search(
-                req, timeout=self.timeout_s if timeout_s is None else timeout_s, metadata=self._metadata(request_id)
+            return self._stub.Search(
+                req, timeout=self.timeout_s if timeout_s is None else timeout_s,
+                metadata=self._metadata(req.request_id or None),
             )
         except grpc.RpcError as exc:
             raise HomesearchError.from_rpc_error(exc) from None
-        return result_from_proto(resp)
+
+    def search(
+        self,
+        text: str | None = None,
+        image: bytes | str | os.PathLike | None = None,
+        top_k: int = 10,
+        offset: int = 0,
+        categories: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+        in_stock_only: bool = False,
+        exclude_ids: Sequence[str] = (),
+        fusion: Fusion | str | Mapping[str, object] | None = None,
+        explain: bool = False,
+        locale: str = "",
+        score_threshold: float = 0.0,
+        no_cache: bool = False,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> SearchResult:
+        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file."""
+        req = self.build_request(
+            text=text, image=image, top_k=top_k, offset=offset, categories=categories, attributes=attributes,
+            min_price=min_price, max_price=max_price, in_stock_only=in_stock_only, exclude_ids=exclude_ids,
+            fusion=fusion, explain=explain, locale=locale, score_threshold=score_threshold, no_cache=no_cache,
+            request_id=request_id,
+        )
+        return result_from_proto(self.search_request(req, timeout_s=timeout_s))
 
     def health(self, service: str = "", timeout_s: float = 2.0) -> bool:
         """True when the gateway reports SERVING (it does only while ranking is reachable)."""

