@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -95,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=settings.grace_s, server_header=False,
     )
     server = uvicorn.Server(config)
-    server.run()  # installs SIGINT/SIGTERM handlers: stop accepting, drain, run lifespan shutdown
+    # uvicorn handles SIGINT/SIGTERM itself (stop accepting, drain, lifespan shutdown) and then
+    # re-raises the signal to the handler that was there before: make that one a no-op, so a
+    # stop on request ends with exit code 0 and the last log line instead of death by signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    server.run()
     log.info("console stopped")
     return 0 if server.started else 1
 
