@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -245,29 +246,13 @@ class HomesearchClient:
         self,
         text: str | None = None,
         image: bytes | str | os.PathLike | None = None,
-        top_k: int = 10,
-        offset: int = 0,
-        categories: Sequence[str] = (),
-        attributes: Mapping[str, str] | None = None,
-        min_price: float | None = None,
-        max_price: float | None = None,
-        in_stock_only: bool = False,
-        exclude_ids: Sequence[str] = (),
-        fusion: Fusion | str | Mapping[str, object] | None = None,
-        explain: bool = False,
-        locale: str = "",
-        score_threshold: float = 0.0,
-        no_cache: bool = False,
-        request_id: str | None = None,
         timeout_s: float | None = None,
+        **options: Any,
     ) -> SearchResult:
-        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file."""
-        req = self.build_request(
-            text=text, image=image, top_k=top_k, offset=offset, categories=categories, attributes=attributes,
-            min_price=min_price, max_price=max_price, in_stock_only=in_stock_only, exclude_ids=exclude_ids,
-            fusion=fusion, explain=explain, locale=locale, score_threshold=score_threshold, no_cache=no_cache,
-            request_id=request_id,
-        )
+        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file; ``options`` are
+        the keyword arguments of :meth:`build_request` (top_k, offset, categories, attributes, min_price,
+        max_price, in_stock_only, exclude_ids, fusion, explain, locale, score_threshold, no_cache, request_id)."""
+        req = self.build_request(text=text, image=image, **options)
         return result_from_proto(self.search_request(req, timeout_s=timeout_s))
 
     def health(self, service: str = "", timeout_s: float = 2.0) -> bool:

@@ -83,7 +83,7 @@ async function loadInfo() {
   const cats = $("#f-categories");
   cats.replaceChildren(...(info.catalog?.categories || []).map((c) =>
     el("label", { class: "check" }, el("input", { type: "checkbox", value: c.value, onchange: refilter }), c.value,
-      el("span", { class: "count", "data-cat": c.value, title: "products in the catalog" }, c.count))));
+      el("span", { class: "count", "data-cat": c.value, "data-catalog": c.count, title: "products in the catalog" }, c.count))));
   const keys = $("#f-attr-key");
   (info.catalog?.attribute_keys || []).forEach((k) => keys.append(el("option", { value: k }, k)));
   if (!info.catalog?.products) $("#empty").textContent += " (No catalog loaded: start the console with --catalog to see product photos.)";
@@ -295,13 +295,16 @@ function normalizeFacets(facets) {
 function renderFacets(facets) {
   const groups = normalizeFacets(facets);
   $("#facets").hidden = !groups.length;
-  document.querySelectorAll("#f-categories .count").forEach((c) => c.classList.remove("facet"));
+  document.querySelectorAll("#f-categories .count").forEach((c) => {
+    c.textContent = c.dataset.catalog; c.title = "products in the catalog";
+  });
   const body = groups.map((g) => {
     if (/^categor/.test(g.name)) {
-      for (const v of g.values) {
-        const c = document.querySelector(`#f-categories .count[data-cat="${CSS.escape(v.value)}"]`);
-        if (c) { c.textContent = v.count; c.title = "hits with the current query and filters"; }
-      }
+      const counts = new Map(g.values.map((v) => [v.value, v.count]));
+      document.querySelectorAll("#f-categories .count").forEach((c) => {
+        c.textContent = counts.get(c.dataset.cat) ?? 0;
+        c.title = "matching products for the current query and filters";
+      });
     }
     return el("div", { class: "facet-group" }, el("h3", {}, g.name),
       g.values.map((v) => el("div", { class: "check" }, v.value, el("span", { class: "count" }, v.count))));

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import pytest
 
 from homesearch.stack import free_ports
 from tests.fixtures.gateway import API_KEY, _start as start_gateway
-from tests.fixtures.ranking import RankingHandle, _encoder_factory
+from tests.fixtures.ranking import RankingHandle, start_session_ranking
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo"
@@ -71,18 +70,9 @@ class Backend:
 
 @pytest.fixture(scope="session")
 def console_backend(tmp_path_factory, triton_server, redis_url, console_catalog: Path) -> Iterator[Backend]:
-    from homesearch.ranking.config import RankingSettings
     from homesearch.ranking.ingest.cli import main as index_main
 
-    cfg = RankingSettings(
-        listen="127.0.0.1:0",
-        data_dir=tmp_path_factory.mktemp("console-index"),
-        redis_url=redis_url,
-        cache_prefix=f"hs-console-{uuid.uuid4().hex[:8]}",
-        triton_url=triton_server.grpc_url,
-        encoder_startup_timeout_s=60.0,
-    )
-    ranking = RankingHandle(cfg, _encoder_factory(triton_server))
+    ranking = start_session_ranking(tmp_path_factory, triton_server, redis_url, "console")
     try:
         assert index_main([str(console_catalog), "--ranking-addr", ranking.address, "--no-progress"]) == 0
         gateway = start_gateway(ranking.address)

@@ -216,3 +216,41 @@ def test_path_traversal_urls_get_404(page, console_server) -> None:
         assert b"root:" not in body
     resp = page.request.get(console_server.url + "/photos/0/..%2F..%2F..%2Fetc%2Fpasswd")
     assert resp.status == 404
+
+
+def test_facets_and_regions_light_up_when_the_response_carries_them(page, console_server) -> None:
+    """Issue 13 adds facets and shop-the-look regions to SearchResponse; until it lands, this test adds
+    them to the real gateway's response on its way to the page, to prove the page renders whatever
+    fields arrive (the console's server side maps the protobuf generically and needs no change)."""
+    import json as _json
+
+    import httpx
+
+    def augment(route) -> None:
+        # The same photo query, sent to the real console (Playwright's route.fetch drops file parts).
+        real = httpx.post(console_server.url + "/api/search", data={"request": _json.dumps({"top_k": 24, "explain": True})},
+                          files={"image": ("chair.jpg", CHAIR_PHOTO.read_bytes(), "image/jpeg")}, timeout=60)
+        body = real.json()
+        assert "response" in body, body
+        hits = body["response"]["hits"]
+        body["response"]["facets"] = [{"name": "category", "values": [{"value": "Chair", "count": 4},
+                                                                       {"value": "Armchair", "count": 2}]}]
+        body["response"]["regions"] = [
+            {"label": "seat", "box": {"x_min": 0.1, "y_min": 0.2, "x_max": 0.6, "y_max": 0.9}, "hits": hits[:2]},
+            {"label": "back", "box": [0.3, 0.0, 0.7, 0.4], "hits": hits[2:3]},
+        ]
+        body["response"]["future_field"] = {"answer": 42}
+        route.fulfill(status=real.status_code, body=_json.dumps(body), content_type="application/json")
+
+    page.route("**/api/search", augment)
+    page.set_input_files("#photo-input", str(CHAIR_PHOTO))
+    page.click("#search-btn")
+    page.wait_for_selector("#regions .scene .box")
+    assert page.locator("#regions .box").count() == 2
+    assert page.inner_text("#f-categories .count[data-cat='Chair']") == "4"  # facet count replaces catalog count
+    assert page.is_visible("#facets") and "Armchair" in page.inner_text("#facet-body")
+    assert '"answer": 42' in page.locator("#extras-body").text_content()  # unknown fields are listed, not lost
+    page.locator("#regions .box", has_text="back").click()
+    assert page.locator("#grid .card").count() == 1
+    page.locator("#regions .box", has_text="seat").click()
+    assert page.locator("#grid .card").count() == 2
