@@ -14,7 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from console import __version__, auth, inspect_api, search_api
 from console.catalog import Catalog
-from console.config import ConsoleSettings
+from console.config import ConsoleSettings, is_loopback, split_addr
+from console.guards import RequestGuards
 from console.observability import HttpObservability, metrics
 from console.relevance import Inspector, find_querysets
 from homesearch.client import HomesearchClient
@@ -80,5 +81,6 @@ def build_app(settings: ConsoleSettings, client: HomesearchClient | None = None)
     app.state.inspector = Inspector(client)
     router = app.router
     app.add_middleware(auth.TokenAuth, token=settings.token)
+    app.add_middleware(RequestGuards, loopback_only=is_loopback(split_addr(settings.addr)[0]))
     app.add_middleware(HttpObservability, router=router)
     return app

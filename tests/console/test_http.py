@@ -134,6 +134,17 @@ def test_login_is_required_when_a_token_is_set(start_console) -> None:
     assert console.get("/api/info", headers={"Authorization": f"Bearer {token}"})[0] == 200
 
 
+def test_dns_rebinding_and_cross_site_posts_are_refused(console_server) -> None:
+    status, _, body = console_server.get("/api/info", headers={"Host": "evil.example:8080"})
+    assert status == 403 and b"localhost only" in body
+    assert console_server.get("/api/info", headers={"Host": "localhost"})[0] == 200
+    r = httpx.post(console_server.url + "/api/search", json={"text": "chair"}, timeout=30,
+                   headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]["message"]
+    same = console_server.url  # the page's own origin is fine
+    assert httpx.post(same + "/api/search", json={"text": "chair"}, headers={"Origin": same}, timeout=30).status_code == 200
+
+
 def test_refuses_to_listen_beyond_localhost_without_a_token() -> None:
     port = free_ports(1)[0]
     out = subprocess.run([sys.executable, "-m", "console", "--addr", f"0.0.0.0:{port}"], cwd=ROOT,
