@@ -199,7 +199,7 @@ class Inspector:
                     result["missed"] = [pid for pid in q.relevant if pid not in result["ranked"][:10]]
                     run.results[q.id] = result
                     run.done += 1
-                runs = {qid: r["ranked"] for qid, r in run.results.items() if not r["error"] or r["ranked"]}
+                runs = {qid: r["ranked"] for qid, r in run.results.items()}  # a failed query ranks nothing: zero
                 run.metrics = evaluate(runs, {q.id: q.relevant for q in run.queries})
                 run.state = "done"
             except Exception as exc:  # noqa: BLE001 - shown on the page instead of a silent dead thread
