@@ -270,7 +270,7 @@ function openExplain(hit, rank, product, resp) {
     el("dl", { class: "kv" },
       el("dt", {}, "id"), el("dd", {}, hit.product_id),
       el("dt", {}, "category"), el("dd", {}, hit.category || ""),
-      el("dt", {}, "price"), el("dd", {}, hit.price ?? ""),
+      el("dt", {}, "price"), el("dd", {}, hit.price ?? "—"),
       product.in_stock !== undefined && product.in_stock !== null ? [el("dt", {}, "in stock"), el("dd", {}, product.in_stock ? "yes" : "no")] : [],
       attrs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
       extra.map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : v)])));

@@ -102,7 +102,7 @@ def test_paste_a_photo(page) -> None:
     assert "Chair" in _categories(page)
 
 
-def test_explain_panel_shows_signals_language_and_translation(page) -> None:
+def test_explain_panel_shows_signals_language_and_translation(page, tmp_path: Path) -> None:
     _search(page, "白色书柜")
     page.locator("#grid .card .explain-btn").first.click()
     page.wait_for_selector("#drawer:not([hidden])")
@@ -114,6 +114,7 @@ def test_explain_panel_shows_signals_language_and_translation(page) -> None:
     widths = page.locator("#signal-bars .bar > i").evaluate_all("bs => bs.map(b => parseFloat(b.style.width))")
     assert max(widths) > 0
     assert "fusion" in page.inner_text("#drawer .why")
+    page.screenshot(path=str(tmp_path / "explain.png"))
     page.click("#drawer-close")
     assert page.is_hidden("#drawer")
 
@@ -133,11 +134,13 @@ def test_bad_upload_and_gateway_error_are_shown_and_the_page_keeps_working(page,
     page.wait_for_selector("#error:not([hidden])")
     assert "not a photo" in page.inner_text("#error")
     assert page.is_hidden("#photo-preview")  # the bad photo is dropped
+    page.screenshot(path=str(tmp_path / "upload-error.png"))
 
     page.fill("#q", "x" * 1001)  # the gateway's limit is 1000 characters
     page.click("#search-btn")
     page.wait_for_function("document.querySelector('#error').textContent.includes('INVALID_ARGUMENT')")
     assert "Gateway error" in page.inner_text("#error")
+    page.screenshot(path=str(tmp_path / "gateway-error.png"))
 
     _search(page, "mirror")
     assert page.is_hidden("#error")
