@@ -41,7 +41,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (item) { e.preventDefault(); setPhoto(item.getAsFile()); }
   });
   ["#f-min", "#f-max", "#f-attr-val"].forEach((s) => $(s).addEventListener("change", refilter));
-  ["#f-stock", "#f-attr-key", "#f-fusion", "#f-pagesize"].forEach((s) => $(s).addEventListener("change", refilter));
+  ["#f-stock", "#f-fusion", "#f-pagesize"].forEach((s) => $(s).addEventListener("change", refilter));
+  $("#f-attr-key").addEventListener("change", () => $("#f-attr-val").value.trim() && refilter());
   $("#f-reset").addEventListener("click", resetFilters);
   $("#prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); runSearch(); });
   $("#next").addEventListener("click", () => { state.page += 1; runSearch(); });

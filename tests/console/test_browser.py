@@ -257,3 +257,32 @@ def test_facets_and_regions_light_up_when_the_response_carries_them(page, consol
     assert page.locator("#grid .card").count() == 1
     page.locator("#regions .box", has_text="seat").click()
     assert page.locator("#grid .card").count() == 2
+
+
+def test_sidebar_filters_restrict_the_results(page, console_catalog: Path) -> None:
+    products = {p["id"]: p for p in map(json.loads, console_catalog.read_text(encoding="utf-8").splitlines())}
+    _search(page, "white")
+    assert len(set(_categories(page, 24))) > 1
+    with page.expect_response("**/api/search") as info:
+        page.check("#f-categories input[value='Mirror']")
+    body = info.value.json()
+    assert body["request"]["filter"]["categories"] == ["Mirror"]
+    page.wait_for_function("[...document.querySelectorAll('#grid .card .cat')].every(c => c.textContent === 'Mirror')")
+    assert {products[h["product_id"]]["category"] for h in body["response"]["hits"]} == {"Mirror"}
+
+    with page.expect_response("**/api/search"):
+        page.uncheck("#f-categories input[value='Mirror']")
+    page.select_option("#f-attr-key", "color")  # no value yet: no search
+    with page.expect_response("**/api/search") as info:
+        page.fill("#f-attr-val", "white")
+        page.press("#f-attr-val", "Enter")
+    body = info.value.json()
+    assert body["request"]["filter"]["attributes"] == {"color": "white"}
+    from homesearch.ranking.index.schema import attr_match_values  # the index's own matching rule
+
+    def white(pid: str) -> bool:
+        return "white" in attr_match_values(products[pid].get("attributes", {}).get("color", ""))
+
+    hits = body["response"]["hits"]
+    assert hits and all(white(h["product_id"]) for h in hits)
+    assert len(hits) == min(24, sum(white(pid) for pid in products))
