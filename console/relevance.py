@@ -104,7 +104,8 @@ def find_querysets(dirs: list[Path], limit: int = 200) -> list[dict]:
     """Query-set files (JSONL whose first line has 'relevant') under ``dirs``, numbered for the page."""
     found: list[dict] = []
     for root in dirs:
-        for path in sorted(root.rglob("*.jsonl")):
+        # At most two folders deep: a catalog folder may hold a large tree of photos.
+        for path in sorted(p for pattern in ("*.jsonl", "*/*.jsonl", "*/*/*.jsonl") for p in root.glob(pattern)):
             try:
                 with path.open(encoding="utf-8") as f:
                     first = next((line for line in f if line.strip()), "")
