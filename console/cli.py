@@ -1,7 +1,7 @@
 """``python -m console`` (also ``homesearch console``): run the web console alone.
 
 Every flag has an environment variable (in brackets in --help); flags win. Logs are JSON lines
-on stderr (homesearch.logging). SIGTERM / Ctrl-C stop it gracefully: uvicorn stops accepting,
+on stderr (homesearch.observability.logging). SIGTERM / Ctrl-C stop it gracefully: uvicorn stops accepting,
 lets in-flight requests finish for --grace seconds, then exits.
 """
 
@@ -74,7 +74,7 @@ def settings_from_args(argv: list[str] | None) -> ConsoleSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from homesearch.logging import configure_logging
+    from homesearch.observability.logging import configure_logging
 
     settings = settings_from_args(argv)
     configure_logging("console")

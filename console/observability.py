@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from homesearch.metrics import LATENCY_BUCKETS
+from homesearch.observability.metrics import LATENCY_BUCKETS
 
 log = logging.getLogger("console.access")
 

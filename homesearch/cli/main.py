@@ -13,17 +13,17 @@ import sys
 # name -> (module, one-line help). Modules expose `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("homesearch.stack", "run the whole stack on this machine (Triton, Valkey, ranking, gateway)"),
-    "search": ("homesearch.search_cli", "search a running gateway from the terminal"),
-    "index": ("homesearch.ranking.ingest.cli", "index a catalog JSONL file into a running ranking service"),
-    "delete": ("homesearch.ranking.ingest.cli_delete", "delete products by id from a running ranking service"),
-    "ranking": ("homesearch.ranking.server", "run the ranking (fusion) service alone"),
-    "gateway": ("homesearch.gateway.server", "run the gateway alone"),
+    "search": ("homesearch.cli.search", "search a running gateway from the terminal"),
+    "index": ("services.ranking.ingest.cli", "index a catalog JSONL file into a running ranking service"),
+    "delete": ("services.ranking.ingest.cli_delete", "delete products by id from a running ranking service"),
+    "ranking": ("services.ranking.server", "run the ranking (fusion) service alone"),
+    "gateway": ("gateway.server", "run the gateway alone"),
     "console": ("console.cli", "run the web console alone (search page, relevance inspection)"),
-    "triton": ("homesearch.encoders.launcher", "run tritonserver with the encoder models"),
-    "prepare-models": ("homesearch.encoders.prepare", "convert and cache model weights (idempotent)"),
-    "train": ("homesearch.encoders.training.cli", "train the image head against the frozen text tower"),
+    "triton": ("services.encoders.serving.launcher", "run tritonserver with the encoder models"),
+    "prepare-models": ("services.encoders.operations.prepare", "convert and cache model weights (idempotent)"),
+    "train": ("services.encoders.training.cli", "train the image head against the frozen text tower"),
     "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
-    "bench": ("homesearch.cli.bench", "benchmark latency, throughput, ingestion and index scale"),
+    "bench": ("bench.cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 
 

@@ -70,7 +70,7 @@ class Backend:
 
 @pytest.fixture(scope="session")
 def console_backend(tmp_path_factory, triton_server, redis_url, console_catalog: Path) -> Iterator[Backend]:
-    from homesearch.ranking.ingest.cli import main as index_main
+    from services.ranking.ingest.cli import main as index_main
 
     ranking = start_session_ranking(tmp_path_factory, triton_server, redis_url, "console")
     try:

@@ -278,7 +278,7 @@ def test_sidebar_filters_restrict_the_results(page, console_catalog: Path) -> No
         page.press("#f-attr-val", "Enter")
     body = info.value.json()
     assert body["request"]["filter"]["attributes"] == {"color": "white"}
-    from homesearch.ranking.index.schema import attr_match_values  # the index's own matching rule
+    from services.ranking.index.schema import attr_match_values  # the index's own matching rule
 
     def white(pid: str) -> bool:
         return "white" in attr_match_values(products[pid].get("attributes", {}).get("color", ""))
