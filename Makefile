@@ -14,7 +14,8 @@ UP_ARGS ?=
 .PHONY: help env models run up test protos demo-data lock clean-env
 
 help:
-	@echo "make run      set up .venv, prepare models, start the stack with the demo catalog and example searches"
+	@echo "make run      set up .venv, prepare models, start the stack with the demo catalog and example searches;"
+	@echo "              ends by printing the web console's URL (http://127.0.0.1:8080)"
 	@echo "make test     set up .venv and run the whole test suite"
 	@echo "make protos   regenerate the Python stubs from protos/"
 	@echo "make lock     rewrite requirements.lock from the current .venv"

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -191,7 +192,7 @@ class HomesearchClient:
             md.append(("x-request-id", request_id))
         return md
 
-    def search(
+    def build_request(
         self,
         text: str | None = None,
         image: bytes | str | os.PathLike | None = None,
@@ -209,9 +210,8 @@ class HomesearchClient:
         score_threshold: float = 0.0,
         no_cache: bool = False,
         request_id: str | None = None,
-        timeout_s: float | None = None,
-    ) -> SearchResult:
-        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file."""
+    ) -> search_pb2.SearchRequest:
+        """The SearchRequest that :meth:`search` sends for these arguments."""
         flt = search_pb2.Filter(
             categories=list(categories),
             attributes=dict(attributes or {}),
@@ -240,13 +240,33 @@ class HomesearchClient:
             elif isinstance(fusion, Mapping):
                 fusion = Fusion(**fusion)  # type: ignore[arg-type]
             req.fusion.CopyFrom(fusion.to_proto())
+        return req
+
+    def search_request(self, req: search_pb2.SearchRequest, timeout_s: float | None = None) -> search_pb2.SearchResponse:
+        """Sends a ready SearchRequest and returns the raw SearchResponse.
+
+        For tools that must see every response field, including ones newer than this client's
+        dataclasses (the web console renders the response generically)."""
         try:
-            resp = self._stub.Search(
-                req, timeout=self.timeout_s if timeout_s is None else timeout_s, metadata=self._metadata(request_id)
+            return self._stub.Search(
+                req, timeout=self.timeout_s if timeout_s is None else timeout_s,
+                metadata=self._metadata(req.request_id or None),
             )
         except grpc.RpcError as exc:
             raise HomesearchError.from_rpc_error(exc) from None
-        return result_from_proto(resp)
+
+    def search(
+        self,
+        text: str | None = None,
+        image: bytes | str | os.PathLike | None = None,
+        timeout_s: float | None = None,
+        **options: Any,
+    ) -> SearchResult:
+        """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file; ``options`` are
+        the keyword arguments of :meth:`build_request` (top_k, offset, categories, attributes, min_price,
+        max_price, in_stock_only, exclude_ids, fusion, explain, locale, score_threshold, no_cache, request_id)."""
+        req = self.build_request(text=text, image=image, **options)
+        return result_from_proto(self.search_request(req, timeout_s=timeout_s))
 
     def health(self, service: str = "", timeout_s: float = 2.0) -> bool:
         """True when the gateway reports SERVING (it does only while ranking is reachable)."""

@@ -87,7 +87,8 @@ def test_help() -> None:
     out = subprocess.run([sys.executable, "-m", "homesearch.cli", "up", "--help"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0
-    for flag in ("--data-dir", "--gateway-port", "--index", "--demo", "--insecure-no-auth", "HOMESEARCH_DATA_DIR"):
+    for flag in ("--data-dir", "--gateway-port", "--index", "--demo", "--insecure-no-auth", "HOMESEARCH_DATA_DIR",
+                 "--console-port", "--console-host", "--no-console", "HOMESEARCH_UP_CONSOLE_PORT"):
         assert flag in out.stdout
 
 
@@ -133,10 +134,27 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
         up.wait_for("serving; Ctrl-C to stop", timeout_s=600)  # after indexing
         assert up.output().count("=== demo search:") == 3  # Chinese, English, photo
         state = json.loads((tmp_path / "var" / "stack.json").read_text())
-        assert set(state["children"]) == {"triton", "valkey", "ranking", "gateway"}
+        assert set(state["children"]) == {"triton", "valkey", "ranking", "gateway", "console"}
         key = (tmp_path / "var" / "api_key").read_text().strip()
         assert key in up.output()  # printed for the user
         assert oct((tmp_path / "var" / "api_key").stat().st_mode & 0o777) == "0o600"
+
+        # The web console is up by default, its URL printed in the banner and again after the demo,
+        # and it searches through the gateway with the key it holds (the browser sends none).
+        console = f"http://127.0.0.1:{ports['--console-port']}"
+        assert f"console   {console}" in up.output()
+        assert f"console: open {console}" in up.output()
+        assert up.output().index("=== demo search:") < up.output().index(f"console: open {console}")
+        from urllib.request import Request, urlopen
+
+        with urlopen(console + "/healthz", timeout=10) as resp:
+            assert json.loads(resp.read()) == {"status": "ok", "gateway": "serving"}
+        ask = Request(console + "/api/search", data=json.dumps({"text": "white wardrobe"}).encode(),
+                      headers={"content-type": "application/json"})
+        with urlopen(ask, timeout=60) as resp:
+            found = json.loads(resp.read())
+        assert found["response"]["hits"] and set(found["products"]) <= {json.loads(x)["id"] for x in
+                                                                        catalog.read_text().splitlines()}
 
         products = [json.loads(line) for line in catalog.read_text().splitlines()]
         demo_ids = {p["id"] for p in products}
@@ -185,9 +203,10 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not left, f"processes left after SIGTERM: {left}"
     out = up.output()
-    for name in ("gateway", "ranking", "valkey", "triton"):
+    for name in ("console", "gateway", "ranking", "valkey", "triton"):
         assert f"[up] stopping {name}" in out
-    assert out.index("stopping gateway") < out.index("stopping ranking") < out.index("stopping triton")
+    assert (out.index("stopping console") < out.index("stopping gateway") < out.index("stopping ranking")
+            < out.index("stopping triton"))
 
 
 def test_port_check_accepts_time_wait_but_not_listeners() -> None:
@@ -208,3 +227,37 @@ def test_port_check_accepts_time_wait_but_not_listeners() -> None:
     listener.close()
     time.sleep(0.1)
     check_ports_free({"gateway": port})
+
+
+def test_console_part_follows_its_flags(tmp_path: Path) -> None:
+    """`up` plans the console last, with the indexed catalog and the key in its environment (not argv);
+    --no-console drops it; beyond localhost it gets a generated login token kept 0600 in the data dir."""
+    from homesearch.stack.cli import Stack, build_parser
+
+    def plan(*extra: str):
+        args = build_parser().parse_args(["--data-dir", str(tmp_path), "--index", str(DEMO / "catalog.jsonl"),
+                                          "--triton-url", "127.0.0.1:1", "--redis-url", "redis://127.0.0.1:1/0",
+                                          *extra])
+        stack = Stack(args)
+        stack.api_key = "hs_secret_key_for_test"
+        return stack, {c.name: c for c in stack.plan()}
+
+    stack, parts = plan()
+    console = parts["console"]
+    assert list(parts)[-1] == "console"
+    assert console.argv[-2:] == ["--catalog", str((DEMO / "catalog.jsonl").resolve())]
+    assert "--addr" in console.argv and "127.0.0.1:8080" in console.argv
+    assert console.env["HOMESEARCH_CONSOLE_API_KEY"] == "hs_secret_key_for_test"
+    assert not any("hs_secret_key_for_test" in a for a in console.argv)
+    assert "HOMESEARCH_CONSOLE_TOKEN" not in console.env
+    assert "http://127.0.0.1:8080" in stack.banner()
+
+    stack, parts = plan("--no-console")
+    assert "console" not in parts and "console   off" in stack.banner()
+    assert "console" not in plan("--console-port", "0")[1]
+
+    stack, parts = plan("--console-host", "0.0.0.0")
+    token = (tmp_path / "console_token").read_text().strip()
+    assert len(token) >= 12 and oct((tmp_path / "console_token").stat().st_mode & 0o777) == "0o600"
+    assert parts["console"].env["HOMESEARCH_CONSOLE_TOKEN"] == token and token in stack.banner()
+    assert plan("--console-host", "0.0.0.0")[1]["console"].env["HOMESEARCH_CONSOLE_TOKEN"] == token  # kept

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("services.ranking.ingest.cli_delete", "delete products by id from a running ranking service"),
     "ranking": ("services.ranking.server", "run the ranking (fusion) service alone"),
     "gateway": ("gateway.server", "run the gateway alone"),
+    "console": ("console.cli", "run the web console alone (search page, relevance inspection)"),
     "triton": ("services.encoders.serving.launcher", "run tritonserver with the encoder models"),
     "prepare-models": ("services.encoders.operations.prepare", "convert and cache model weights (idempotent)"),
     "train": ("services.encoders.training.cli", "train the image head against the frozen text tower"),

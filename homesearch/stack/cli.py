@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets as secrets_mod
 import signal
 import sys
 import time
@@ -32,7 +33,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from homesearch.rpc.service_auth import mask  # noqa: E402
 from homesearch.stack.errors import StackError, check_ports_free  # noqa: E402
-from homesearch.stack.parts import PORTS, StackConfig, hs, stack_parts, to_spec  # noqa: E402
+from homesearch.stack.parts import PORTS, Part, StackConfig, hs, stack_parts, to_spec  # noqa: E402
 from homesearch.stack.secrets import StackSecrets, _write_private, load_or_create_api_key  # noqa: E402
 from homesearch.stack.supervisor import RestartPolicy, Supervisor, SupervisorError  # noqa: E402
 
@@ -107,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-backoff", type=float, default=float(_env("HOMESEARCH_UP_RESTART_BACKOFF_S", "0.5")),
                    help="first restart delay, doubled per consecutive crash up to 30 s [HOMESEARCH_UP_RESTART_BACKOFF_S] "
                    "(default 0.5)")
+    p.add_argument("--console-host", default=_env("HOMESEARCH_UP_CONSOLE_HOST", "127.0.0.1"),
+                   help="interface the web console binds to; beyond localhost it requires a login token "
+                   "[HOMESEARCH_UP_CONSOLE_HOST] (default 127.0.0.1)")
+    p.add_argument("--no-console", action="store_true",
+                   default=_env("HOMESEARCH_UP_NO_CONSOLE", "") in ("1", "true", "yes"),
+                   help="do not start the web console [HOMESEARCH_UP_NO_CONSOLE=1] (same as --console-port 0)")
+    p.add_argument("--console-token", default=os.environ.get("HOMESEARCH_CONSOLE_TOKEN"),
+                   help="console login token when --console-host is not local [HOMESEARCH_CONSOLE_TOKEN] "
+                   "(default: generated into DATA_DIR/console_token, mode 0600)")
     p.add_argument("--exit-after-demo", action="store_true",
                    help="stop the stack after indexing/demo instead of serving (smoke tests)")
     return p
@@ -138,11 +148,40 @@ class Stack:
         return load_or_create_api_key(self.data_dir)
 
     def _ports(self) -> dict[str, int]:
-        return {flag: getattr(self.args, flag.replace("-", "_")) for flag, *_ in PORTS}
+        ports = {flag: getattr(self.args, flag.replace("-", "_")) for flag, *_ in PORTS}
+        if self.args.no_console:
+            ports["console-port"] = 0
+        return ports
+
+    def _console_token(self) -> str | None:
+        """None on localhost; else --console-token, or one generated once into DATA_DIR/console_token."""
+        from console.config import is_loopback
+
+        if is_loopback(self.args.console_host):
+            return None
+        if self.args.console_token:
+            return self.args.console_token
+        path = self.data_dir / "console_token"
+        if not path.exists():
+            _write_private(path, secrets_mod.token_urlsafe(18) + "\n")
+        return path.read_text().strip()
+
+    def plan(self, ports: dict[str, int] | None = None) -> list[Part]:
+        """The stack's configuration (credentials created on first use) and its parts, in start order."""
+        a = self.args
+        self.cfg = StackConfig(
+            data_dir=self.data_dir, host=a.host, ports=ports or self._ports(),
+            secrets=StackSecrets.load_or_create(self.data_dir), api_key=self.api_key,
+            redis_url=a.redis_url, triton_url=a.triton_url, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
+            startup_timeout_s=a.startup_timeout, stop_grace_s=a.stop_grace,
+            restart=RestartPolicy(initial_s=a.restart_backoff, budget=a.max_restarts, window_s=a.restart_window),
+            console_host=a.console_host, console_token=self._console_token(), catalog=a.index,
+        )
+        return stack_parts(self.cfg)
 
     def preflight(self) -> dict[str, int]:
         a, ports = self.args, self._ports()
-        owned = {"gateway-port", "ranking-port", "gateway-metrics-port", "ranking-metrics-port"}
+        owned = {"gateway-port", "ranking-port", "gateway-metrics-port", "ranking-metrics-port", "console-port"}
         if not a.triton_url:
             owned |= {"triton-grpc-port", "triton-http-port", "triton-metrics-port"}
         if not a.redis_url:
@@ -197,6 +236,12 @@ class Stack:
                          f"{mask(self.api_key)}   (as configured)"))
         else:
             rows.append(("api key", "NONE: authentication disabled (--insecure-no-auth), dev only"))
+        if cfg.console_url:
+            rows.append(("console", f"{cfg.console_url}   web console: search with photos, explain, relevance inspection"))
+            if cfg.console_token:
+                rows.append(("login", f"{cfg.console_token}   (console token; the console listens beyond localhost)"))
+        else:
+            rows.append(("console", "off (--no-console)"))
         rows.append(("ingest", f"homesearch index CATALOG.jsonl --ranking-addr {cfg.ranking_addr} "
                      f"(HOMESEARCH_SERVICE_TOKEN_FILE={cfg.secrets.path('ingest_token')})"))
         width = max(len(r[0]) for r in rows)
@@ -273,25 +318,20 @@ class Stack:
         self.api_key, show_full = self._resolve_api_key()
         if self.api_key is None:
             self.say("WARNING: authentication is DISABLED (--insecure-no-auth): anyone who can reach the gateway can search")
-        secrets = StackSecrets.load_or_create(self.data_dir)
+        secrets = StackSecrets.load_or_create(self.data_dir)  # plan() reuses what this creates
         if self.api_key is not None:
             configured = os.environ.get("HOMESEARCH_API_KEYS", "").strip()
             keys = configured if configured and not a.api_key else f"up:{self.api_key}"
             _write_private(secrets.path("api_keys"), keys + "\n")
         if show_full:
             self.say(f"generated an API key (shown once; kept in {self.data_dir / 'api_key'}, mode 0600): {self.api_key}")
-        self.cfg = StackConfig(
-            data_dir=self.data_dir, host=a.host, ports=ports, secrets=secrets, api_key=self.api_key,
-            redis_url=a.redis_url, triton_url=a.triton_url, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca,
-            startup_timeout_s=a.startup_timeout, stop_grace_s=a.stop_grace,
-            restart=RestartPolicy(initial_s=a.restart_backoff, budget=a.max_restarts, window_s=a.restart_window),
-        )
+        parts = self.plan(ports)
         self.sup.on_change = self.write_state
         if not a.triton_url and not a.skip_prepare:
             self.say("preparing models (idempotent; the first run converts weights and can take a few minutes)")
             self._step("prepare", hs("prepare-models"))
         try:
-            for part in stack_parts(self.cfg):
+            for part in parts:
                 self.sup.start(to_spec(part, self.cfg))
                 self.write_state()
         except SupervisorError as exc:
@@ -301,6 +341,8 @@ class Stack:
             self.index(a.index)
         if a.demo:
             self.demo()
+        if self.cfg.console_url:
+            self.say(f"console: open {self.cfg.console_url} to search with photos and inspect relevance")
         if a.exit_after_demo:
             return 0
         self.say("serving; Ctrl-C to stop")

@@ -5,8 +5,8 @@ tell it is healthy, and which credentials it gets (as ``*_FILE`` paths into
 ``DATA_DIR/secrets``; see :mod:`homesearch.stack.secrets`). The generic
 :mod:`homesearch.stack.supervisor` runs them; nothing here starts a process.
 
-Adding a part (e.g. the web console, issue 16) = one more entry in :func:`stack_parts`
-after the gateway, with its port in ``PORTS`` and an ``http_ok`` probe.
+Adding a part = one more entry in :func:`stack_parts`, with its port in ``PORTS`` and a probe
+(the web console, last, is the example of an HTTP part).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ PORTS = [
     ("valkey-port", "HOMESEARCH_UP_VALKEY_PORT", 6380, "embedded Valkey"),
     ("gateway-metrics-port", "HOMESEARCH_UP_GATEWAY_METRICS_PORT", 9101, "gateway /metrics, 0 = off"),
     ("ranking-metrics-port", "HOMESEARCH_UP_RANKING_METRICS_PORT", 9102, "ranking /metrics, 0 = off"),
+    ("console-port", "HOMESEARCH_UP_CONSOLE_PORT", 8080, "web console (http), 0 = off"),
 ]
 PORT_FLAGS = [f"--{flag}" for flag, *_ in PORTS]
 
@@ -57,6 +58,17 @@ class StackConfig:
     stop_grace_s: float = 10.0
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    console_host: str = LOCAL
+    console_token: str | None = None  # login token, set when the console listens beyond localhost
+    catalog: Path | None = None  # what `up --index` indexes: the console serves its photos
+
+    @property
+    def console_url(self) -> str | None:
+        port = self.ports.get("console-port", 0)
+        if not port:
+            return None
+        shown = LOCAL if self.console_host in ("0.0.0.0", "", "::", "[::]") else self.console_host
+        return f"http://{shown}:{port}"
 
     @property
     def gateway_addr(self) -> str:
@@ -159,8 +171,19 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
         partial(probes.grpc_serving, cfg.gateway_addr, tls_ca=(cfg.tls_ca or cfg.tls_cert) if cfg.tls_cert else ""),
         [p["gateway-port"], p["gateway-metrics-port"]],
     ))
-    # Issue 16's web console goes here: Part("console", hs("console", ...), _env(cfg, ...),
-    # partial(probes.http_ok, f"http://{LOCAL}:{p['console-port']}/healthz"), [p["console-port"]]).
+    if cfg.console_url:
+        host, port = cfg.console_host, p["console-port"]
+        argv = hs("console", "--addr", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                  "--gateway", cfg.gateway_addr)
+        if cfg.catalog:
+            argv += ["--catalog", str(cfg.catalog.resolve())]
+        env = _env(cfg)  # the API key goes in the environment, never on the command line (ps shows argv)
+        env.pop("HOMESEARCH_API_KEY", None)
+        if cfg.api_key:
+            env["HOMESEARCH_CONSOLE_API_KEY"] = cfg.api_key
+        if cfg.console_token:
+            env["HOMESEARCH_CONSOLE_TOKEN"] = cfg.console_token
+        parts.append(Part("console", argv, env, partial(probes.http_ok, cfg.console_url + "/healthz"), [port]))
     return parts
 
 
