@@ -215,8 +215,13 @@ def test_protobuf_mapping_is_generic() -> None:
 
     resp = search_pb2.SearchResponse(hits=[search_pb2.Hit(product_id="p", score=0.5)], took_ms=3.0)
     out = message_to_json(resp)
-    # Every field of the message is present, named as in the proto, including ones never set.
-    assert set(out) == {f.name for f in search_pb2.SearchResponse.DESCRIPTOR.fields}
+    # Every field without presence is there, named as in the proto, including ones never set; a
+    # message field (e.g. `degraded`) appears exactly when it is set.
+    fields = search_pb2.SearchResponse.DESCRIPTOR.fields
+    assert {f.name for f in fields if not f.has_presence} <= set(out) <= {f.name for f in fields}
+    assert "degraded" not in out
+    resp.degraded.missing_signals.append("text")
+    assert message_to_json(resp)["degraded"]["missing_signals"] == ["text"]
     assert set(out["hits"][0]) >= {f.name for f in search_pb2.Hit.DESCRIPTOR.fields} - {"price"}
     req = search_request_from_json({"text": "sofa", "filter": {"categories": ["Sofa"], "min_price": 10},
                                     "fusion": {"method": "RRF"}}, image=b"img")
