@@ -139,6 +139,9 @@ class SearchLoad:
 
     def __init__(self, search: Callable[[str], Any], rps: float = 8.0) -> None:
         self._search = search
+        # one client: the recovery probe (``exclusive``) never overlaps a load search, so an
+        # admission limit of 1 does not turn the test's own two threads into refusals
+        self.client_lock = threading.Lock()
         self._period = 1.0 / rps
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -159,7 +162,8 @@ class SearchLoad:
         while not self._stop.is_set():
             t0 = time.perf_counter()
             try:
-                result = self._search(next(self._queries))
+                with self.client_lock:
+                    result = self._search(next(self._queries))
                 with self._lock:
                     self.log.latencies_s.append(time.perf_counter() - t0)
                     if result.degraded:
@@ -173,6 +177,13 @@ class SearchLoad:
                 with self._lock:
                     self.log.errors[name] = self.log.errors.get(name, 0) + 1
             self._stop.wait(max(0.0, self._period - (time.perf_counter() - t0)))
+
+    def exclusive(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """``fn`` run under the client lock (for probes sharing the load's client)."""
+        def run() -> Any:
+            with self.client_lock:
+                return fn()
+        return run
 
     def stop(self) -> None:
         self._stop.set()
@@ -248,6 +259,7 @@ def kill_and_recover(
     settle_s: float = 1.0,
 ) -> KillOutcome:
     """SIGKILLs ``target``, waits for a new instance and a healthy stack, then runs the checks."""
+    full_search = load.exclusive(full_search)
     pid = target_pid(data_dir, target)
     if pid is None:
         raise RuntimeError(f"{target}: no such process in the stack")

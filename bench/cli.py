@@ -7,7 +7,9 @@ Suites (default: all, in this order):
                cache miss / embedding hit / result hit) vs Health.Check, ranking direct, encoder alone;
 - ``scale``    Qdrant Edge (project index layer) at 10k/100k/1M synthetic products: build time, memory,
                disk, latency, recall@10 vs exact numpy search and qdrant-client local mode;
-- ``encoders`` the encoder engineers' ``bench/encoders.py`` (Triton vs in-process PyTorch).
+- ``encoders`` the encoder engineers' ``bench/encoders.py`` (Triton vs in-process PyTorch);
+- ``chaos``    SIGKILL each part under load: degraded/failed searches, recovery time, orphans, ports;
+- ``overload`` 4x the sustainable cache-miss rate: accepted p99 vs unloaded p50, refusal latency.
 
 ``ingest`` and ``search`` share one ``homesearch up`` started on free loopback ports with a temporary
 data dir (or ``--gateway/--ranking/--triton`` of a running stack). Needs a source checkout: the
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUITES = ("ingest", "search", "scale", "encoders")
+SUITES = ("ingest", "search", "scale", "encoders", "chaos", "overload")
+STACK_SUITES = {"ingest", "search", "chaos", "overload"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     addrs = None
     try:
-        if {"ingest", "search"} & set(suites):
+        if STACK_SUITES & set(suites):
             from bench.stack_proc import BenchStack, StackAddrs
 
             if args.gateway:
@@ -92,16 +95,24 @@ def main(argv: list[str] | None = None) -> int:
             from bench import ingest
 
             results.append(_guard("ingest", lambda: ingest.run(addrs, args.catalog, log=_log)))
-        elif "search" in suites and not args.skip_index:
+        elif {"search", "chaos", "overload"} & set(suites) and not args.skip_index:
             from bench import ingest
 
-            _log(f"[bench] indexing {args.catalog} for the search suite")
+            _log(f"[bench] indexing {args.catalog} for the search/chaos/overload suites")
             ingest.index_catalog(addrs, args.catalog)
         if "search" in suites:
             from bench import search
 
             results.append(_guard("search", lambda: search.run(addrs, quick=args.quick, concurrency=args.concurrency,
                                                                log=_log)))
+        if "overload" in suites:
+            from bench import defence
+
+            results.append(_guard("overload", lambda: defence.run_overload(addrs, log=_log)))
+        if "chaos" in suites:  # last: it restarts every part
+            from bench import defence
+
+            results.append(_guard("chaos", lambda: defence.run_chaos(addrs, log=_log)))
     finally:
         if stack is not None:
             stack.stop()

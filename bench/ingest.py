@@ -13,6 +13,7 @@ writes) costs on top. For the IKEA catalog with timing per stage, see the rankin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -66,6 +67,7 @@ def index_catalog(addrs: StackAddrs, catalog: Path, batch_size: int = 64) -> dic
         [sys.executable, "-m", "homesearch.cli", "index", str(catalog), "--ranking-addr", addrs.ranking,
          "--batch-size", str(batch_size), "--no-progress", "--json"],
         capture_output=True, text=True, timeout=3600,
+        env=dict(os.environ, HOMESEARCH_SERVICE_TOKEN=addrs.write_token),
     )
     cli_s = time.perf_counter() - t0
     if proc.returncode != 0:

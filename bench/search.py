@@ -91,6 +91,7 @@ class Clients:
         self.health = health_pb2_grpc.HealthStub(self.gw_channel)
         self.health_req = health_pb2.HealthCheckRequest(service="")
         self.md = (("authorization", f"Bearer {addrs.api_key}"),) if addrs.api_key else ()
+        self.rank_md = (("authorization", f"Bearer {addrs.read_token}"),) if addrs.read_token else ()
         from services.encoders.client import EncoderClient
 
         self.encoder = EncoderClient(addrs.triton, timeout_s=60)
@@ -144,7 +145,7 @@ def run(addrs: StackAddrs, *, quick: bool = False, concurrency: list[int] | None
                 return cl.search.Search(make(i), metadata=cl.md, timeout=30)
         elif target == "ranking (direct)":
             def call(i: int):
-                return cl.rank.Rank(make(i), timeout=30)
+                return cl.rank.Rank(make(i), timeout=30, metadata=cl.rank_md)
         else:
             raise ValueError(target)
         if state == "hit":  # warm the result cache for the hot set

@@ -30,6 +30,11 @@ class StackAddrs:
     data_dir: Path | None = None
     startup_s: float | None = None
     extra: dict = field(default_factory=dict)
+    # service tokens for direct ranking calls (read: Rank/IndexInfo; write: Upsert/Delete)
+    read_token: str = field(default_factory=lambda: os.environ.get("HOMESEARCH_BENCH_READ_TOKEN", ""))
+    write_token: str = field(default_factory=lambda: os.environ.get("HOMESEARCH_SERVICE_TOKEN", ""))
+    up_pid: int | None = None
+    ports: list[int] = field(default_factory=list)
 
 
 class BenchStack:
@@ -79,6 +84,10 @@ class BenchStack:
             ranking_metrics=f"http://127.0.0.1:{ports['--ranking-metrics-port']}/metrics",
             data_dir=self.data_dir / "var",
             startup_s=round(time.monotonic() - t0, 1),
+            read_token=(self.data_dir / "var" / "secrets" / "gateway_token").read_text().strip(),
+            write_token=(self.data_dir / "var" / "secrets" / "ingest_token").read_text().strip(),
+            up_pid=self.proc.pid,
+            ports=list(ports.values()),
         )
         self.log(f"[stack] up in {self.addrs.startup_s}s: gateway {self.addrs.gateway}, ranking {self.addrs.ranking}")
         return self.addrs

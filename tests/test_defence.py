@@ -9,6 +9,7 @@ Bounded: one stack for the module, ~40 products, five kills with a 120 s recover
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -42,9 +43,16 @@ def stack(tmp_path_factory):
     catalog = tmp / "catalog.jsonl"
     catalog.write_text("\n".join(lines) + "\n")
     data = tmp / "var"
+    # The gateway serves TLS: `up`'s health probe must follow it (it used to probe plaintext).
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
     args = [x for flag, port in ports.items() for x in (flag, str(port))]
     up = Up(["--data-dir", str(data), *args, "--index", str(catalog), "--skip-prepare", "--startup-timeout", "300",
-             "--stop-grace", "10", "--restart-backoff", "0.2"])
+             "--stop-grace", "10", "--restart-backoff", "0.2", "--tls-cert", str(cert), "--tls-key", str(key)])
     try:
         up.wait_for("serving; Ctrl-C to stop", timeout_s=600)
         secrets = data / "secrets"
@@ -55,6 +63,7 @@ def stack(tmp_path_factory):
             "read": (secrets / "gateway_token").read_text().strip(),
             "write": (secrets / "ingest_token").read_text().strip(),
             "redis_url": (secrets / "redis_url").read_text().strip(),
+            "ca": cert.read_bytes(),
         }
     finally:
         pids = {up.proc.pid} | descendants(up.proc.pid)
@@ -64,6 +73,11 @@ def stack(tmp_path_factory):
             time.sleep(0.2)
         assert not {p for p in pids if alive(p)}, "processes left after up stopped"
         assert all(port_free(p) for p in ports.values() if p), "ports still held after up stopped"
+
+
+def _client(stack, timeout_s: float = 30, api_key: str | None = "") -> HomesearchClient:
+    return HomesearchClient(stack["gateway"], api_key=stack["api_key"] if api_key == "" else api_key,
+                            timeout_s=timeout_s, tls=True, root_certificates=stack["ca"])
 
 
 def _md(token: str | None) -> tuple:
@@ -99,7 +113,7 @@ def test_every_internal_rpc_refuses_anonymous_forged_and_wrong_scope_calls(stack
             call(_md(stack[scope]))  # the right credential works
     # the injected product never reached shoppers (the Delete above also removed it, but the
     # refused Upserts must not have written it in the first place: nothing was ever indexed)
-    with HomesearchClient(stack["gateway"], api_key=stack["api_key"], timeout_s=30) as c:
+    with _client(stack) as c:
         assert "injected-1" not in c.search("INJECTED product", top_k=10, no_cache=True).product_ids
 
 
@@ -142,7 +156,7 @@ def test_poisoned_result_cache_entry_is_never_served(stack) -> None:
     from services.ranking.service import canonical_request
 
     text = "white bookcase"
-    with HomesearchClient(stack["gateway"], api_key=stack["api_key"], timeout_s=30) as c:
+    with _client(stack) as c:
         genuine = c.search(text, top_k=5)
         assert c.search(text, top_k=5).cache_hit
         with grpc.insecure_channel(stack["ranking"]) as ch:
@@ -174,7 +188,7 @@ def test_chaos_sigkill_each_part_under_load(stack) -> None:
     """Bounded: 5 kills, each with a 120 s recovery cap; load is 8 searches/s of unique texts."""
     up_pid = stack["up"].proc.pid
     ports = [p for p in stack["ports"].values() if p]
-    client = HomesearchClient(stack["gateway"], api_key=stack["api_key"], timeout_s=10)
+    client = _client(stack, timeout_s=10)
 
     def full_search() -> bool:
         try:
@@ -209,3 +223,59 @@ def test_chaos_sigkill_each_part_under_load(stack) -> None:
     # Valkey is an optimisation: its death costs no search.
     assert rows["valkey"].during.error_count == 0, report
     print("\n" + report)
+
+
+def test_metrics_listen_on_loopback_only(stack) -> None:
+    """Item 8: /metrics of ranking and gateway bind 127.0.0.1 (not 0.0.0.0)."""
+    want = {stack["ports"]["--ranking-metrics-port"], stack["ports"]["--gateway-metrics-port"]}
+    seen = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        addr, port = f[1].split(":")
+        if f[3] == "0A" and int(port, 16) in want:
+            seen[int(port, 16)] = addr
+    assert seen == {p: "0100007F" for p in want}, seen
+
+
+def test_api_key_printed_once_and_masked_in_the_banner(stack) -> None:
+    """Item 11: the generated key appears once in full (when generated), masked in the banner."""
+    out = stack["up"].output()
+    key = stack["api_key"]
+    assert out.count(key) == 1, "the API key must be printed in full exactly once"
+    banner = out[out.index("homesearch is serving"):]
+    assert key not in banner and f"{key[:5]}…{key[-2:]}" in banner
+    for name in ("gateway_token", "ingest_token", "valkey_password", "cache_hmac_key"):
+        assert (stack["data"] / "secrets" / name).read_text().strip() not in out, name
+        assert oct((stack["data"] / "secrets" / name).stat().st_mode & 0o777) == "0o600"
+
+
+def test_long_chinese_query_within_the_limit_is_answered(stack) -> None:
+    """Item 9: 1,000 Chinese characters (the documented limit) grow past the encoder's limit once
+    translated; the search must still be answered, not rejected."""
+    text = ("白色书柜和灰色沙发" * 120)[:1000]
+    with _client(stack) as c:
+        res = c.search(text, top_k=3, no_cache=True)
+    assert res.hits and res.degraded is None
+
+
+def test_invalid_key_attempts_are_throttled(stack) -> None:
+    """Item 11: after a burst of invalid keys from one address, that address is refused with
+    RESOURCE_EXHAUSTED + retry-after-ms before any key is checked (also a right one); it
+    recovers as the bucket refills. Runs last: it blocks 127.0.0.1 for a few seconds."""
+    from homesearch.client import HomesearchError
+
+    codes = []
+    with _client(stack, api_key="hs_not-a-real-key-000") as bad:
+        for _ in range(14):
+            try:
+                bad.search("sofa")
+            except HomesearchError as exc:
+                codes.append(exc.code)
+    assert codes[:10] == [grpc.StatusCode.UNAUTHENTICATED] * 10
+    assert set(codes[10:]) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    with _client(stack) as good:
+        with pytest.raises(HomesearchError) as err:
+            good.search("sofa")
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "invalid API key attempts" in err.value.message
+        time.sleep(1.5)  # one failure refilled: the right key works again
+        assert good.search("sofa").hits

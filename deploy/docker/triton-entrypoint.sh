@@ -5,6 +5,11 @@
 set -euo pipefail
 REPO="${HOMESEARCH_TRITON_RENDERED_REPOSITORY:-/tmp/model_repository}"
 homesearch triton --render-only "$REPO" --device "${HOMESEARCH_TRITON_DEVICE:-auto}"
+# Admin APIs (log settings, model load/unload, traces, shared memory) need a header value no
+# client is given: only ranking talks to Triton, for health, metadata and inference.
+ADMIN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+RESTRICTED="logging,model-repository,trace,shared-memory:homesearch-triton-admin=${ADMIN}"
 exec tritonserver --model-repository="$REPO" \
   --http-port=8000 --grpc-port=8001 --metrics-port=8002 \
+  --http-restricted-api="$RESTRICTED" --grpc-restricted-protocol="$RESTRICTED" \
   --allow-metrics=true --allow-gpu-metrics=true "$@"

@@ -5,7 +5,8 @@ Without it an overloaded service queues without bound and every caller waits (p9
 a call waits at most ``queue_timeout_ms`` for a slot, else it is refused at once with
 RESOURCE_EXHAUSTED and trailing metadata ``retry-after-ms`` (an estimate of when a slot
 frees up), so accepted calls keep their latency and refused ones learn it within
-milliseconds. Callers that see RESOURCE_EXHAUSTED may retry after that delay.
+milliseconds (a call is refused at once when the predicted wait already exceeds the
+deadline). Callers that see RESOURCE_EXHAUSTED may retry after that delay.
 """
 
 from __future__ import annotations
@@ -23,37 +24,60 @@ RETRY_AFTER_KEY = "retry-after-ms"
 
 
 class Admission:
-    """A counting semaphore with a wait deadline and a service-time estimate."""
+    """In-flight counter with a wait deadline and a service-time estimate (EWMA).
+
+    A call that finds every slot taken is refused *at once* when the predicted wait
+    (queued calls ahead x mean service time / slots) exceeds half the queue deadline, so
+    refusals cost microseconds rather than the deadline; otherwise it waits up to the deadline."""
 
     def __init__(self, max_in_flight: int, queue_timeout_ms: float) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
         self.max_in_flight = max_in_flight
         self.queue_timeout_s = max(0.0, queue_timeout_ms) / 1000.0
-        self._sem = threading.BoundedSemaphore(max_in_flight)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._in_flight = 0
         self._waiting = 0
-        self._ewma_s = 0.05
+        self._ewma_s = 0.0  # unknown until the first call finishes
         self.refused = 0
 
+    def predicted_wait_s(self) -> float:
+        """Expected wait for a slot if a call arrived now (lock held)."""
+        if self._in_flight < self.max_in_flight:
+            return 0.0
+        return self._ewma_s * (self._waiting + 1) / self.max_in_flight
+
     def acquire(self) -> bool:
-        with self._lock:
+        with self._cond:
+            if self._in_flight < self.max_in_flight and not self._waiting:
+                self._in_flight += 1
+                return True
+            # Wait only when the predicted wait is well inside the deadline: a call that would
+            # likely time out in the queue is told now (refusals stay fast even at the tail).
+            if self.predicted_wait_s() > 0.5 * self.queue_timeout_s:
+                return False
+            deadline = time.monotonic() + self.queue_timeout_s
             self._waiting += 1
-        try:
-            return self._sem.acquire(timeout=self.queue_timeout_s) if self.queue_timeout_s else self._sem.acquire(False)
-        finally:
-            with self._lock:
+            try:
+                while self._in_flight >= self.max_in_flight:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._cond.wait(left):
+                        if self._in_flight >= self.max_in_flight:
+                            return False
+                self._in_flight += 1
+                return True
+            finally:
                 self._waiting -= 1
 
     def release(self, took_s: float) -> None:
-        with self._lock:
-            self._ewma_s = 0.8 * self._ewma_s + 0.2 * took_s
-        self._sem.release()
+        with self._cond:
+            self._ewma_s = took_s if self._ewma_s == 0.0 else 0.8 * self._ewma_s + 0.2 * took_s
+            self._in_flight -= 1
+            self._cond.notify()
 
     def retry_after_ms(self) -> int:
-        with self._lock:
-            queued = self._waiting + self.max_in_flight
-            return max(10, int(1000 * self._ewma_s * queued / self.max_in_flight))
+        with self._cond:
+            return max(10, int(1000 * max(self.predicted_wait_s(), self._ewma_s)))
 
 
 class AdmissionInterceptor(grpc.ServerInterceptor):

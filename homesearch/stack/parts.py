@@ -157,6 +157,12 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
         [p["ranking-port"], p["ranking-metrics-port"]],
     ))
     gw_env = _env(cfg, HOMESEARCH_GATEWAY_RANKING_TOKEN_FILE=str(s.path("gateway_token")))
+    # One gateway in front of one ranking: admit no more than ranking can run, so overload is
+    # refused at the edge and the refused calls never take CPU (or the GIL) from ranking's work.
+    if "HOMESEARCH_GATEWAY_MAX_IN_FLIGHT" not in gw_env:
+        from services.ranking.config import RankingSettings
+
+        gw_env["HOMESEARCH_GATEWAY_MAX_IN_FLIGHT"] = str(RankingSettings().max_in_flight)
     if cfg.api_key is None:
         gw_env["HOMESEARCH_AUTH_DISABLED"] = "1"
     else:

@@ -89,3 +89,33 @@ def load_or_create_api_key(data_dir: Path) -> tuple[str, bool]:
     created = not (path.exists() and path.read_text().strip())
     key = _load_or_create(path, lambda: "hs_" + _secrets.token_urlsafe(24))
     return key, created
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m homesearch.stack.secrets --env``: fresh internal credentials as shell
+    ``export`` lines for docker compose (see docker-compose.yml); nothing is stored."""
+    import argparse
+    import shlex
+
+    p = argparse.ArgumentParser(prog="python -m homesearch.stack.secrets",
+                                description="Print fresh internal credentials as export lines (compose secrets).")
+    p.add_argument("--env", action="store_true", required=True, help="print shell export lines")
+    p.add_argument("--redis-host", default="redis:6379", help="host:port in the Redis URL (default redis:6379)")
+    args = p.parse_args(argv)
+    tok = lambda prefix: prefix + _secrets.token_urlsafe(32)  # noqa: E731
+    read, write, redis_pw = tok("hsr_"), tok("hsw_"), tok("")
+    values = {
+        "HOMESEARCH_RANKING_SERVICE_TOKENS": f"gateway:read:{read},indexer:write:{write}",
+        "HOMESEARCH_GATEWAY_RANKING_TOKEN": read,
+        "HOMESEARCH_SERVICE_TOKEN": write,
+        "HOMESEARCH_RANKING_CACHE_HMAC_KEY": tok(""),
+        "HOMESEARCH_REDIS_PASSWORD": redis_pw,
+        "HOMESEARCH_RANKING_REDIS_URL": f"redis://ranking:{redis_pw}@{args.redis_host}/0",
+    }
+    for k, v in values.items():
+        print(f"export {k}={shlex.quote(v)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -80,7 +80,23 @@ class EncoderClient:
         self.max_batch = max_batch
         self.backoff_s = backoff_s
         self._grpc = grpcclient
-        self._client = grpcclient.InferenceServerClient(url=url)
+        # Reconnect within ~2 s of a restarted Triton (gRPC's default backoff grows to 120 s,
+        # which kept answers degraded for a minute after the encoders were back).
+        from tritonclient.grpc import KeepAliveOptions
+        from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
+
+        keep = KeepAliveOptions()
+        self._client = grpcclient.InferenceServerClient(url=url, channel_args=[  # tritonclient's defaults +
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.keepalive_time_ms", keep.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keep.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", keep.keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", keep.http2_max_pings_without_data),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ])
         self._lock = threading.Lock()
         self._info: ModelInfo | None = None
         self._closed = False

@@ -7,6 +7,7 @@ nested model so whoever tunes them on a dev split edits one place.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -106,7 +107,11 @@ class RankingSettings(BaseSettings):
 
     # Admission control: at most max_in_flight Rank calls run at once; a call that cannot
     # start within queue_timeout_ms fails fast with RESOURCE_EXHAUSTED + retry-after-ms.
-    max_in_flight: int = 4
+    # Default: one per two CPU cores (at least 1). On CPU encoders a cache-miss Rank's embedding
+    # already uses every core (Triton's torch threads), so more concurrent calls only lengthen each
+    # other: on 2 cores, limit 1 kept accepted p99 at 1.7x the unloaded p50 under 4x overload, limit
+    # 2 let it reach 3.4-6.7x (docs/performance.md). With GPU encoders raise it (batching pays off).
+    max_in_flight: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     queue_timeout_ms: float = 50.0
     # Degraded answers: while the encoders are down, a result-cache entry up to this old may
     # be served (marked stale); 0 = never serve stale.

@@ -56,13 +56,14 @@ class EncoderGate:
         self._probing = False
         self._lock = threading.Lock()
 
-    def allow(self) -> bool:
+    def allow(self) -> bool | str:
+        """True (closed), "probe" (this caller checks whether the encoders are back), or False."""
         with self._lock:
             if self._open_until == 0.0:
                 return True
             if not self._probing and time.monotonic() >= self._open_until:
                 self._probing = True
-                return True
+                return "probe"
             return False
 
     def record(self, ok: bool) -> None:
@@ -80,8 +81,14 @@ class QueryEncoder:
         self.gate = gate or EncoderGate()
 
     def _embed(self, fn):
-        if not self.gate.allow():
+        state = self.gate.allow()
+        if not state:
             raise EncoderUnavailableError("they failed moments ago; retrying shortly")
+        if state == "probe" and not self.encoder.is_ready():
+            # one quick readiness check instead of the client's retries with backoff (~0.7 s),
+            # so probing costs the degraded answer nothing
+            self.gate.record(False)
+            raise EncoderUnavailableError("not ready yet")
         try:
             out = fn()
         except EncoderUnavailableError:

@@ -127,6 +127,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if cache_key is not None and not resp.HasField("degraded"):
                 self.cache.put_result(cache_key, resp.SerializeToString())
             elif resp.HasField("degraded"):
+                # a full answer from a little while ago beats a partial one from now
+                stale = self._stale(cache_key, started, request_id)
+                if stale is not None:
+                    return stale
                 DEGRADED_ANSWERS.labels("partial").inc()
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query input rejected by the encoder: {exc}")

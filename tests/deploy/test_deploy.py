@@ -152,3 +152,54 @@ def test_prometheus_scrapes_the_metrics_ports_compose_configures() -> None:
     services = _compose()["services"]
     for name, var in (("gateway", "HOMESEARCH_GATEWAY_METRICS_PORT"), ("ranking", "HOMESEARCH_RANKING_METRICS_PORT")):
         assert f"{name}:{services[name]['environment'][var]}" in targets
+
+
+def _ingress_sources(docs, app: str) -> set[str]:
+    """App names whose pods a NetworkPolicy lets reach pods of ``app`` (namespace selectors as 'ns:<name>',
+    a rule without ``from`` as '*')."""
+    out: set[str] = set()
+    for _, d in docs:
+        if d["kind"] != "NetworkPolicy":
+            continue
+        sel = d["spec"]["podSelector"].get("matchLabels", {})
+        if sel and sel.get("app.kubernetes.io/name") != app:
+            continue
+        for rule in d["spec"].get("ingress", []):
+            if "from" not in rule:
+                out.add("*")
+            for peer in rule.get("from", []):
+                if "podSelector" in peer:
+                    out.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+                if "namespaceSelector" in peer:
+                    out.add("ns:" + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+    return out
+
+
+def test_network_policies_let_only_the_intended_callers_in() -> None:
+    docs = _k8s_docs()
+    deny = [d for _, d in docs if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] == {}]
+    assert deny and deny[0]["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in deny[0]["spec"]
+    assert _ingress_sources(docs, "gateway") == {"*", "ns:monitoring"}
+    assert _ingress_sources(docs, "ranking") == {"gateway", "indexer", "ns:monitoring"}
+    for internal in ("triton", "redis"):
+        assert _ingress_sources(docs, internal) <= {"ranking", "ns:monitoring"}, internal
+    assert _ingress_sources(docs, "qdrant") == {"ranking", "qdrant"}
+
+
+def test_internal_credentials_come_from_secrets_never_inline() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    svc = compose["services"]
+    assert set(svc["ranking"]["secrets"]) == {"redis_url", "ranking_service_tokens", "cache_hmac_key"}
+    assert svc["gateway"]["secrets"] == ["gateway_ranking_token"]
+    assert svc["ranking"]["environment"]["HOMESEARCH_RANKING_SERVICE_TOKENS_FILE"].startswith("/run/secrets/")
+    assert "HOMESEARCH_RANKING_REDIS_URL" not in svc["ranking"]["environment"]
+    assert "--user default off" in " ".join(svc["redis"]["command"])
+    for _, d in _k8s_docs():
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in ("ranking", "gateway", "redis"):
+            pod = d["spec"]["template"]["spec"]
+            assert any(v.get("secret", {}).get("secretName") == "homesearch-internal" for v in pod["volumes"])
+        if d["kind"] == "ConfigMap":
+            assert not any("redis://" in str(v) and "@" in str(v) for v in d["data"].values())
+    triton = (ROOT / "deploy/docker/triton.Dockerfile").read_text()
+    assert "FROM nvcr.io/nvidia/tritonserver:25.08-py3" in triton  # includes the 2025 python-backend fixes
+    assert "--http-restricted-api" in (ROOT / "deploy/docker/triton-entrypoint.sh").read_text()

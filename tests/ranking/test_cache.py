@@ -71,3 +71,45 @@ def test_breaker_half_open_allows_one_probe():
     b.failure()  # probe failed: open again for a full cool-down
     now[0] = 2.0
     assert not b.allow()
+
+
+def _rejected(cache: str) -> float:
+    return REGISTRY.get_sample_value("homesearch_cache_rejected_total", {"cache": cache}) or 0.0
+
+
+def test_forged_corrupt_moved_and_unsigned_entries_are_ignored_and_counted(cache_redis_url):
+    """Anyone who can write to Redis but lacks the HMAC key can only cause misses."""
+    import redis
+
+    prefix = f"hs-t-{time.time_ns()}"
+    c = RedisCache(cache_redis_url, prefix=prefix, hmac_key=b"k" * 32)
+    other = RedisCache(cache_redis_url, prefix=prefix, hmac_key=b"x" * 32)  # another key holder
+    raw = redis.Redis.from_url(cache_redis_url)
+    rk, rk2 = c.result_key("products", 1, b"a"), c.result_key("products", 1, b"b")
+    c.put_result(rk, b"genuine")
+    assert c.get_result(rk) == b"genuine"
+    before = _rejected("result")
+    good = raw.get(rk)
+    for value in (b"forged plain payload", good[:-1] + b"X", other.seal(rk, b"evil")):
+        raw.set(rk, value)
+        assert c.get_result(rk) is None
+    raw.set(rk2, good)  # a genuine entry moved to another key
+    assert c.get_result(rk2) is None
+    assert _rejected("result") == before + 4
+    ek = c.embedding_key("m", "q", b"sofa")
+    raw.set(ek, np.ones(4, dtype=np.float32).tobytes())  # unsigned vector
+    assert c.get_embedding(ek) is None and _rejected("embedding") >= 1
+
+
+def test_stale_results_only_when_asked_and_within_the_bound(cache_redis_url):
+    now = [1000.0]
+    c = RedisCache(cache_redis_url, prefix=f"hs-t-{time.time_ns()}", hmac_key=b"k" * 32, result_ttl_s=300,
+                   stale_ttl_s=3600, clock=lambda: now[0])
+    rk = c.result_key("products", 1, b"q")
+    c.put_result(rk, b"r")
+    now[0] += 600  # older than the freshness TTL
+    assert c.get_result(rk) is None
+    payload, age = c.get_result_aged(rk, allow_stale=True)
+    assert payload == b"r" and age == 600
+    now[0] += 3600  # beyond the stale bound
+    assert c.get_result_aged(rk, allow_stale=True) is None
