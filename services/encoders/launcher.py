@@ -268,7 +268,7 @@ class TritonServer:
         if s.prepare:
             from homesearch.encoders.prepare import prepare_models
 
-            prepare_models(s.model_spec())
+            prepare_models(s.model_spec(), engine=s.engine)
         if s.work_dir is None:
             self._work_dir = Path(tempfile.mkdtemp(prefix="homesearch-triton-"))
             self._owns_work_dir = True
@@ -425,8 +425,15 @@ def _parser() -> argparse.ArgumentParser:
     a("--text-instances", type=int, help="text encoder instances (default 1)")
     a("--image-instances", type=int, help="image encoder instances (default 1)")
     a("--max-batch-size", type=int, help="largest dynamic batch (default 64)")
-    a("--max-queue-delay-us", type=int, help="dynamic batching delay in microseconds (default 2000)")
-    a("--torch-threads", type=int, help="intra-op threads per instance (default: cores / all instances)")
+    a("--max-queue-delay-us", type=int, help="dynamic batching delay of both models in microseconds (overrides the next two)")
+    a("--text-queue-delay-us", type=int, help="text batching delay (default 0: latency)")
+    a("--image-queue-delay-us", type=int, help="image batching delay (default 2000: throughput)")
+    a("--engine", choices=["onnx", "torch"], help="inference engine (default onnx; torch = PyTorch reference)")
+    a("--text-threads", type=int, help="intra-op threads per text instance (default: onnx 1, torch cores/instances)")
+    a("--image-threads", type=int, help="intra-op threads per image instance (default: cores / image instances)")
+    a("--onnx-spinning", action=argparse.BooleanOptionalAction, default=None,
+      help="ONNX Runtime threads busy-wait when idle (default off: cores are shared)")
+    a("--torch-threads", type=int, help="legacy: intra-op threads of every instance (overrides the defaults)")
     a("--half", action=argparse.BooleanOptionalAction, default=None, help="fp16 on GPU (default on)")
     a("--gpu-decode", action=argparse.BooleanOptionalAction, default=None, help="nvJPEG decode on GPU")
     a("--max-text-chars", type=int, help="reject longer texts (default 2048)")
@@ -462,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.prepare:
             from homesearch.encoders.prepare import prepare_models
 
-            prepare_models(settings.model_spec())
+            prepare_models(settings.model_spec(), engine=settings.engine)
         # rendering for another machine (e.g. a GPU container): no local CUDA needed, and
         # thread counts are left to the serving machine unless given explicitly
         kind = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}.get(settings.device) or resolve_kind("auto")

@@ -1,3 +1,101 @@
-"""Triton python-backend entry point for the image encoder (logic: homesearch.encoders.serving)."""
+"""Triton python-backend model ``image_encoder``: JPEG/PNG/WebP bytes -> embeddings in the text space.
 
-from homesearch.encoders.serving import ImageEncoderModel as TritonPythonModel  # noqa: F401
+Inputs (``homesearch.encoders.wire``): ``IMAGE`` uint8 [n, L] zero-padded encoded images,
+``IMAGE_LENGTH`` int32 [n, 1]. Output: ``EMBEDDING`` fp32 [n, dim].
+
+Steps: validate and decode every image of the dynamic batch (``preprocess.ImagePreprocessor``:
+limits checked from the header before any decode, EXIF, white square pad, normalise; big
+JPEGs decoded at reduced size in the DCT domain), then run the tower in chunks of
+``max_batch_size``. A request with a bad image fails alone (INVALID_ARGUMENT naming the
+item); the rest of the batch is encoded.
+
+Engine (config parameter ``engine``): ``onnx`` (default) runs the exported graph in an ONNX
+Runtime session hosted by this model, computing the tower's extra inputs (e.g. the colour
+histogram) with the same code as the torch tower; ``torch`` runs the PyTorch tower itself.
+The image encoder is tuned for throughput (dynamic batching with a queue delay, the cores
+shared over its instances; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from homesearch.encoders import wire
+from homesearch.encoders.onnx_engine import build_image_encoder
+from homesearch.encoders.preprocess import ImageLimits, ImagePreprocessor
+from homesearch.encoders.serving import EncoderModelBase, embedding_response, error_response, input_array
+
+log = logging.getLogger("homesearch.encoders.image_encoder")
+
+
+class TritonPythonModel(EncoderModelBase):
+    kind = wire.IMAGE_MODEL
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        self._init_common(args)
+        t0 = time.monotonic()
+        self.encoder = build_image_encoder(self.spec, self._resolve_engine(), threads=self.threads,
+                                           spinning=self.spinning, device=self.device, half=self.half)
+        self._check_identity(self.encoder.version, self.encoder.dim)
+        limits = ImageLimits(
+            max_bytes=int(self.params.get("max_image_bytes") or ImageLimits.max_bytes),
+            max_pixels=int(self.params.get("max_image_pixels") or ImageLimits.max_pixels),
+        )
+        gpu_decode = self.params.get("gpu_decode", "true").lower() == "true"
+        self.pre = ImagePreprocessor(self.encoder.pixel_spec, self.encoder.device, limits, gpu_decode=gpu_decode)
+        size = self.encoder.pixel_spec.size
+        self.encoder.encode_pixels(torch.zeros((1, 3, size, size), device=self.encoder.device))
+        log.info("image encoder ready", extra={
+            **self._ready_fields(t0), "model_version": self.encoder.version, "dim": self.encoder.dim,
+            "head_version": getattr(self.encoder, "head_version", None), "gpu_decode": self.pre.gpu_decode,
+            "max_image_bytes": limits.max_bytes, "max_image_pixels": limits.max_pixels})
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses: list[Any] = [None] * len(requests)
+        items: list[bytes] = []
+        owner: list[tuple[int, int]] = []  # flat index -> (request, row)
+        for r, req in enumerate(requests):
+            try:
+                imgs = wire.unpack(input_array(req, wire.IMAGE), input_array(req, wire.IMAGE_LENGTH))
+            except ValueError as e:
+                responses[r] = error_response(f"malformed request: {e}")
+                continue
+            owner += [(r, i) for i in range(len(imgs))]
+            items += imgs
+        try:
+            decoded, errors = self.pre.decode(items)
+        except Exception as e:
+            log.exception("image decoding failed", extra={"model": self.kind})
+            return [resp or error_response(f"image decoding failed: {e}", "INTERNAL") for resp in responses]
+        bad: dict[int, dict[int, str]] = {}
+        for k, reason in errors.items():
+            r, i = owner[k]
+            bad.setdefault(r, {})[i] = reason
+        for r, errs in bad.items():
+            msg = wire.format_item_errors(errs)
+            log.info("rejected image request", extra={"model": self.kind, "reason": msg})
+            responses[r] = error_response(msg)
+        good = [k for k, (r, _) in enumerate(owner) if responses[r] is None]
+        if not good:
+            return responses
+        try:
+            vecs = torch.empty((len(good), self.encoder.dim))
+            for s in range(0, len(good), self.max_batch):
+                chunk = good[s : s + self.max_batch]
+                pixels = self.pre.normalize(torch.stack([decoded[k] for k in chunk]))  # type: ignore[misc]
+                vecs[s : s + len(chunk)] = self.encoder.encode_pixels(pixels)
+            by_request: dict[int, list[int]] = {}
+            for row, k in enumerate(good):
+                by_request.setdefault(owner[k][0], []).append(row)
+            for r, rows in by_request.items():
+                responses[r] = embedding_response(vecs[rows])
+        except Exception as e:
+            log.exception("image encoding failed", extra={"model": self.kind})
+            for k in good:
+                r = owner[k][0]
+                if responses[r] is None:
+                    responses[r] = error_response(f"image encoder failed: {e}", "INTERNAL")
+        return responses
