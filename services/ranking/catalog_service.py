@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -95,6 +96,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         self.settings = settings
         self.state = state
         self.encoder = encoder
+        # photos of a batch are embedded on this pool while its passages embed on the stream's thread
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-images")
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, p: ranking_pb2.Product) -> None:
@@ -138,6 +141,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 p = req.product
                 if p.id in seen:
                     self._fail(resp, p.id, grpc.StatusCode.INVALID_ARGUMENT, "duplicate product id in this stream")
+                    INGEST_PRODUCTS.labels("failed").inc()
                     continue
                 seen.add(p.id)
                 batch.append(p)
@@ -159,9 +163,15 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
     @staticmethod
     def _fail(resp: ranking_pb2.UpsertResponse, pid: str, code: grpc.StatusCode, message: str) -> None:
         resp.failed.append(ranking_pb2.ProductError(product_id=pid, code=code.name, message=message))
-        INGEST_PRODUCTS.labels("failed").inc()
 
     def _process(self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse) -> None:
+        failed_before = len(resp.failed)
+        try:
+            self._process_batch(batch, model_version, resp)
+        finally:
+            INGEST_PRODUCTS.labels("failed").inc(len(resp.failed) - failed_before)
+
+    def _process_batch(self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse) -> None:
         started = time.perf_counter()
         pending: list[_Pending] = []
         for p in batch:
@@ -179,8 +189,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 INGEST_PRODUCTS.labels("unchanged").inc()
             else:
                 changed.append(x)
-        changed = self._embed_texts(changed, resp)
-        changed = self._embed_images(changed, resp)
+        changed = self._embed(changed, resp)
         if changed:
             products = [self._indexed(x, model_version) for x in changed]
             self.state.index.upsert(products)
@@ -189,6 +198,22 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             resp.upserted += len(products)
             INGEST_PRODUCTS.labels("upserted").inc(len(products))
         INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _embed(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
+        """Passages and photos of the batch through the encoders at the same time.
+
+        The text and image encoders are separate Triton models with their own instances:
+        run one after the other, one core idles while the other model works. Each side
+        reports into its own response; a product rejected by both is reported once."""
+        if not any(x.product.images for x in items):
+            return self._embed_texts(items, resp)
+        image_resp = ranking_pb2.UpsertResponse()
+        images = self._pool.submit(self._embed_images, list(items), image_resp)
+        text_ok = self._embed_texts(items, resp)
+        image_ok = {id(x) for x in images.result()}
+        failed = {f.product_id for f in resp.failed}
+        resp.failed.extend(f for f in image_resp.failed if f.product_id not in failed)
+        return [x for x in text_ok if id(x) in image_ok]
 
     def _embed_texts(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
         """Embeds passages; an input the encoder rejects fails its product only (retry the rest)."""

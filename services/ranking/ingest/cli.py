@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service host:port (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="products per Upsert stream (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=8, help="parallel image loads (default %(default)s)")
+    p.add_argument("--in-flight", type=int, default=2,
+                   help="Upsert batches in flight: the service embeds one while it writes the other (default %(default)s)")
     p.add_argument("--image-timeout-s", type=float, default=10.0, help="per-image load timeout (default %(default)s)")
     p.add_argument(
         "--max-image-bytes", type=int, default=10 * 1024 * 1024, help="largest accepted image (default 10 MiB)"
@@ -162,27 +164,37 @@ def run(args: argparse.Namespace) -> Summary:
     stub = ranking_pb2_grpc.CatalogServiceStub(channel)
     bar = tqdm(desc="indexing", unit="product", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, args.concurrency), thread_name_prefix="img") as pool:
+        in_flight = max(1, args.in_flight)
+        with ThreadPoolExecutor(max_workers=max(1, args.concurrency), thread_name_prefix="img") as pool, \
+                ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="upsert") as rpcs:
             batch: list[ranking_pb2.Product] = []
+            sent: deque[tuple[int, Future]] = deque()  # (products, Upsert call), oldest first
 
-            def flush() -> None:
-                if not batch:
-                    return
-                resp = _upsert_batch(stub, batch, args.rpc_timeout_s, args.retries)
+            def settle(n: int, fut: Future) -> None:
+                resp = fut.result()
                 summary.upserted += resp.upserted
                 summary.unchanged += resp.unchanged
-                summary.index_generation = resp.index_generation
+                summary.index_generation = max(summary.index_generation, resp.index_generation)
                 for f in resp.failed:
                     summary.failures.append(Failure(f.product_id, line_of.get(f.product_id), f.code, f.message))
-                bar.update(len(batch))
+                bar.update(n)
                 bar.set_postfix(upserted=summary.upserted, unchanged=summary.unchanged, failed=len(summary.failures))
+
+            def flush() -> None:
+                """Sends the batch once fewer than ``in_flight`` calls are running (the ranking
+                service embeds one batch while it writes another: both cores stay busy)."""
+                if not batch:
+                    return
+                while len(sent) >= in_flight:
+                    settle(*sent.popleft())
+                sent.append((len(batch), rpcs.submit(_upsert_batch, stub, list(batch), args.rpc_timeout_s, args.retries)))
                 batch.clear()
 
             for rec, product, error in prepared_products(
                 read_catalog(args.catalog),
                 base,
                 pool,
-                window=max(args.batch_size * 2, args.concurrency * 4),
+                window=max(args.batch_size * (in_flight + 1), args.concurrency * 4),
                 timeout_s=args.image_timeout_s,
                 max_bytes=args.max_image_bytes,
             ):
@@ -196,6 +208,8 @@ def run(args: argparse.Namespace) -> Summary:
                 if len(batch) >= args.batch_size:
                     flush()
             flush()
+            while sent:
+                settle(*sent.popleft())
     finally:
         bar.close()
         channel.close()
