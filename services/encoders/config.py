@@ -45,6 +45,11 @@ class TritonSettings(BaseSettings):
     )
     text_threads: int = Field(0, ge=0, description="intra-op threads per text instance; 0 = auto (onnx: 1)")
     image_threads: int = Field(0, ge=0, description="intra-op threads per image instance; 0 = auto (cores / image instances)")
+    serving_backend: Literal["python", "onnxruntime"] = Field(
+        "python",
+        description="python: python-backend models host the engine (the only backend in the pytriton wheel); "
+        "onnxruntime: NVIDIA's image, native onnxruntime backend + python pre/post steps (render-only)",
+    )
     onnx_spinning: bool = Field(False, description="let ONNX Runtime's idle threads busy-wait (only on dedicated cores)")
     torch_threads: int = Field(0, ge=0, description="legacy: intra-op threads of every instance (overrides the auto values)")
     half: bool = Field(True, description="fp16 weights and activations on GPU (ignored on CPU)")

@@ -251,6 +251,12 @@ class TritonServer:
             return self
         t0 = time.monotonic()
         s = self.settings
+        if s.serving_backend != "python":
+            raise UnsupportedPlatformError(
+                "the embedded tritonserver (nvidia-pytriton wheel) ships only the python backend; "
+                f"serving_backend={s.serving_backend!r} is for NVIDIA's tritonserver image "
+                "(homesearch triton --render-only DIR --serving-backend onnxruntime)"
+            )
         install = locate_triton(s.server_bin)
         try:
             kind = resolve_kind(s.device)
@@ -433,6 +439,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--image-threads", type=int, help="intra-op threads per image instance (default: cores / image instances)")
     a("--onnx-spinning", action=argparse.BooleanOptionalAction, default=None,
       help="ONNX Runtime threads busy-wait when idle (default off: cores are shared)")
+    a("--serving-backend", choices=["python", "onnxruntime"],
+      help="python (default; embedded server) or onnxruntime (NVIDIA's image, with --render-only)")
     a("--torch-threads", type=int, help="legacy: intra-op threads of every instance (overrides the defaults)")
     a("--half", action=argparse.BooleanOptionalAction, default=None, help="fp16 on GPU (default on)")
     a("--gpu-decode", action=argparse.BooleanOptionalAction, default=None, help="nvJPEG decode on GPU")
@@ -473,7 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         # rendering for another machine (e.g. a GPU container): no local CUDA needed, and
         # thread counts are left to the serving machine unless given explicitly
         kind = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}.get(settings.device) or resolve_kind("auto")
-        r = render_repository(settings, args.render_only, kind=kind, portable=True)
+        if settings.serving_backend == "onnxruntime":
+            from homesearch.encoders.native_repository import render_native_repository
+
+            r = render_native_repository(settings, args.render_only, kind=kind, portable=True)
+        else:
+            r = render_repository(settings, args.render_only, kind=kind, portable=True)
         print(json.dumps({"path": str(r.path), "kind": r.kind, "text_version": r.text_version,
                           "image_version": r.image_version, "dim": r.dim}))
         return 0

@@ -120,6 +120,15 @@ EXTRA_INPUTS: dict[str, Callable[[torch.Tensor, PixelSpec, dict[str, Any]], torc
 }
 
 
+def extra_input_dim(entry: dict[str, Any]) -> int:
+    """Width of one extra input (recorded at export; derived for graphs exported before that)."""
+    if "dim" in entry:
+        return int(entry["dim"])
+    if entry["kind"] == "colour_histogram":
+        return int(entry["bins"]) ** 3
+    raise ValueError(f"unknown extra input {entry}")
+
+
 def extra_input_specs(tower: Any) -> list[dict[str, Any]]:
     """What a torch image tower declares it computes outside its network (checked against EXTRA_INPUTS)."""
     specs = list(getattr(tower, "graph_extra_input_specs", []) or [])

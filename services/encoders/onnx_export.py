@@ -334,6 +334,7 @@ def export_image(spec: ModelSpec, encoder: Any | None = None, images: Sequence[b
     if sorted(extras) != sorted(e["name"] for e in extras_spec):
         raise OnnxParityError(f"image tower extra inputs {sorted(extras)} are not the declared {extras_spec}")
     extra_names = [e["name"] for e in extras_spec]
+    extras_spec = [{**e, "dim": int(extras[e["name"]].shape[1])} for e in extras_spec]
     outputs = [EMBEDDING, *getattr(encoder, "graph_output_names", ())]
     module = ImageGraph(encoder, extra_names)
     names = ["PIXELS", *extra_names]

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,88 @@ def input_array(request: Any, name: str) -> np.ndarray:
 def embedding_response(vectors: torch.Tensor) -> Any:
     tensor = pb_utils.Tensor.from_dlpack(wire.EMBEDDING, to_dlpack(vectors.float().contiguous()))
     return pb_utils.InferenceResponse(output_tensors=[tensor])
+
+
+def parse_text_request(request: Any, check: Any) -> tuple[list[str], list[str]]:
+    """Texts and mode names of one text request; raises ValueError naming every bad item.
+
+    ``check(text) -> reason | None`` is the tower's input policy (empty, too long, NUL)."""
+    try:
+        items = wire.unpack(input_array(request, wire.TEXT), input_array(request, wire.TEXT_LENGTH))
+        modes = input_array(request, wire.MODE).reshape(-1).tolist()
+    except ValueError as e:
+        raise ValueError(f"malformed request: {e}") from None
+    if len(modes) != len(items):
+        raise ValueError(f"malformed request: {len(items)} texts but {len(modes)} modes")
+    errors: dict[int, str] = {}
+    texts: list[str] = []
+    mode_names: list[str] = []
+    for i, (raw, m) in enumerate(zip(items, modes)):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors[i] = "text is not valid UTF-8"
+            continue
+        reason = check(text)
+        if reason is None and m not in wire.MODE_NAMES:
+            reason = f"unknown mode {m} (0 = query, 1 = passage)"
+        if reason:
+            errors[i] = reason
+        texts.append(text)
+        mode_names.append(wire.MODE_NAMES.get(m, "query"))
+    if errors:
+        raise ValueError(wire.format_item_errors(errors))
+    return texts, mode_names
+
+
+@dataclass
+class DecodedImages:
+    """The images of a dynamic batch after decoding: per-request errors already answered."""
+
+    responses: list[Any]  # None where the request is still to be answered
+    decoded: list[Any]  # flat: (3, S, S) tensors in [0, 255], None for bad items
+    owner: list[tuple[int, int]]  # flat index -> (request, row)
+    good: list[int]  # flat indices of items whose request had no bad item
+
+
+def decode_image_requests(requests: list[Any], pre: Any, kind: str) -> DecodedImages:
+    """Unpacks and decodes every image of ``requests``; a request with a bad image gets its
+    INVALID_ARGUMENT answer here and its items are left out of ``good``."""
+    responses: list[Any] = [None] * len(requests)
+    items: list[bytes] = []
+    owner: list[tuple[int, int]] = []
+    for r, req in enumerate(requests):
+        try:
+            imgs = wire.unpack(input_array(req, wire.IMAGE), input_array(req, wire.IMAGE_LENGTH))
+        except ValueError as e:
+            responses[r] = error_response(f"malformed request: {e}")
+            continue
+        owner += [(r, i) for i in range(len(imgs))]
+        items += imgs
+    try:
+        decoded, errors = pre.decode(items)
+    except Exception as e:
+        log.exception("image decoding failed", extra={"model": kind})
+        return DecodedImages([resp or error_response(f"image decoding failed: {e}", "INTERNAL") for resp in responses],
+                             [], owner, [])
+    bad: dict[int, dict[int, str]] = {}
+    for k, reason in errors.items():
+        r, i = owner[k]
+        bad.setdefault(r, {})[i] = reason
+    for r, errs in bad.items():
+        msg = wire.format_item_errors(errs)
+        log.info("rejected image request", extra={"model": kind, "reason": msg})
+        responses[r] = error_response(msg)
+    good = [k for k, (r, _) in enumerate(owner) if responses[r] is None]
+    return DecodedImages(responses, decoded, owner, good)
+
+
+def rows_by_request(owner: list[tuple[int, int]], good: list[int]) -> dict[int, list[int]]:
+    """Request -> its rows in the stacked batch of ``good`` items."""
+    by_request: dict[int, list[int]] = {}
+    for row, k in enumerate(good):
+        by_request.setdefault(owner[k][0], []).append(row)
+    return by_request
 
 
 class EncoderModelBase:

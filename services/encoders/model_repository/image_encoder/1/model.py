@@ -26,7 +26,13 @@ import torch
 from homesearch.encoders import wire
 from homesearch.encoders.onnx_engine import build_image_encoder
 from homesearch.encoders.preprocess import ImageLimits, ImagePreprocessor
-from homesearch.encoders.serving import EncoderModelBase, embedding_response, error_response, input_array
+from homesearch.encoders.serving import (
+    EncoderModelBase,
+    decode_image_requests,
+    embedding_response,
+    error_response,
+    rows_by_request,
+)
 
 log = logging.getLogger("homesearch.encoders.image_encoder")
 
@@ -54,48 +60,22 @@ class TritonPythonModel(EncoderModelBase):
             "max_image_bytes": limits.max_bytes, "max_image_pixels": limits.max_pixels})
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
-        items: list[bytes] = []
-        owner: list[tuple[int, int]] = []  # flat index -> (request, row)
-        for r, req in enumerate(requests):
-            try:
-                imgs = wire.unpack(input_array(req, wire.IMAGE), input_array(req, wire.IMAGE_LENGTH))
-            except ValueError as e:
-                responses[r] = error_response(f"malformed request: {e}")
-                continue
-            owner += [(r, i) for i in range(len(imgs))]
-            items += imgs
-        try:
-            decoded, errors = self.pre.decode(items)
-        except Exception as e:
-            log.exception("image decoding failed", extra={"model": self.kind})
-            return [resp or error_response(f"image decoding failed: {e}", "INTERNAL") for resp in responses]
-        bad: dict[int, dict[int, str]] = {}
-        for k, reason in errors.items():
-            r, i = owner[k]
-            bad.setdefault(r, {})[i] = reason
-        for r, errs in bad.items():
-            msg = wire.format_item_errors(errs)
-            log.info("rejected image request", extra={"model": self.kind, "reason": msg})
-            responses[r] = error_response(msg)
-        good = [k for k, (r, _) in enumerate(owner) if responses[r] is None]
+        batch = decode_image_requests(requests, self.pre, self.kind)
+        responses, good = batch.responses, batch.good
         if not good:
             return responses
         try:
             vecs = torch.empty((len(good), self.encoder.dim))
             for s in range(0, len(good), self.max_batch):
                 chunk = good[s : s + self.max_batch]
-                pixels = self.pre.normalize(torch.stack([decoded[k] for k in chunk]))  # type: ignore[misc]
+                pixels = self.pre.normalize(torch.stack([batch.decoded[k] for k in chunk]))
                 vecs[s : s + len(chunk)] = self.encoder.encode_pixels(pixels)
-            by_request: dict[int, list[int]] = {}
-            for row, k in enumerate(good):
-                by_request.setdefault(owner[k][0], []).append(row)
-            for r, rows in by_request.items():
+            for r, rows in rows_by_request(batch.owner, good).items():
                 responses[r] = embedding_response(vecs[rows])
         except Exception as e:
             log.exception("image encoding failed", extra={"model": self.kind})
             for k in good:
-                r = owner[k][0]
+                r = batch.owner[k][0]
                 if responses[r] is None:
                     responses[r] = error_response(f"image encoder failed: {e}", "INTERNAL")
         return responses

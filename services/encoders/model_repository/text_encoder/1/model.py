@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from homesearch.encoders import wire
 from homesearch.encoders.onnx_engine import build_text_encoder
-from homesearch.encoders.serving import EncoderModelBase, embedding_response, error_response, input_array
+from homesearch.encoders.serving import EncoderModelBase, embedding_response, error_response, parse_text_request
 
 log = logging.getLogger("homesearch.encoders.text_encoder")
 
@@ -48,41 +48,12 @@ class TritonPythonModel(EncoderModelBase):
         log.info("text encoder ready", extra={**self._ready_fields(t0), "model_version": self.encoder.version,
                                                "dim": self.encoder.dim, "max_text_chars": max_chars})
 
-    def _parse(self, request: Any) -> Parsed:
-        """Texts and modes of one request; raises ValueError naming every bad item."""
-        try:
-            items = wire.unpack(input_array(request, wire.TEXT), input_array(request, wire.TEXT_LENGTH))
-            modes = input_array(request, wire.MODE).reshape(-1).tolist()
-        except ValueError as e:
-            raise ValueError(f"malformed request: {e}") from None
-        if len(modes) != len(items):
-            raise ValueError(f"malformed request: {len(items)} texts but {len(modes)} modes")
-        errors: dict[int, str] = {}
-        texts: list[str] = []
-        mode_names: list[str] = []
-        for i, (raw, m) in enumerate(zip(items, modes)):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                errors[i] = "text is not valid UTF-8"
-                continue
-            reason = self.encoder.check(text)
-            if reason is None and m not in wire.MODE_NAMES:
-                reason = f"unknown mode {m} (0 = query, 1 = passage)"
-            if reason:
-                errors[i] = reason
-            texts.append(text)
-            mode_names.append(wire.MODE_NAMES.get(m, "query"))
-        if errors:
-            raise ValueError(wire.format_item_errors(errors))
-        return texts, mode_names
-
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         parsed: dict[int, Parsed] = {}
         for r, req in enumerate(requests):
             try:
-                parsed[r] = self._parse(req)
+                parsed[r] = parse_text_request(req, self.encoder.check)
             except ValueError as e:
                 log.info("rejected text request", extra={"model": self.kind, "reason": str(e)})
                 responses[r] = error_response(str(e))
