@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     import torch
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.onnx_engine import OnnxImageEncoder
-    from homesearch.encoders.preprocess import ImagePreprocessor
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.engines.onnx_engine import OnnxImageEncoder
+    from services.encoders.models.preprocess import ImagePreprocessor
 
     torch.set_num_threads(1)
     enc = OnnxImageEncoder(TritonSettings().model_spec(), intra_threads=2)

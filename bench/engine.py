@@ -77,8 +77,8 @@ class TorchBaseline:
 
     def __init__(self) -> None:
         import torch
-        from homesearch.encoders.config import TritonSettings
-        from homesearch.encoders.preprocess import ImagePreprocessor
+        from services.encoders.serving.config import TritonSettings
+        from services.encoders.models.preprocess import ImagePreprocessor
 
         spec = TritonSettings(engine="torch").model_spec()
         self.text = spec.build_text()

@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     import torch
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.onnx_engine import build_image_encoder, build_text_encoder
-    from homesearch.encoders.preprocess import ImagePreprocessor
-    from homesearch.ranking.catalog_service import passage_text
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.engines.onnx_engine import build_image_encoder, build_text_encoder
+    from services.encoders.models.preprocess import ImagePreprocessor
+    from services.ranking.catalog_service import passage_text
     from homesearch.v1 import ranking_pb2
 
     torch.set_num_threads(2)

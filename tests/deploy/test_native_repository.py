@@ -22,8 +22,8 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> tuple[Path, object]:
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.native_repository import render_native_repository
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.native_repository import render_native_repository
 
     target = tmp_path_factory.mktemp("native") / "repo"
     return target, render_native_repository(TritonSettings(), target, kind="KIND_GPU", portable=True)
@@ -51,8 +51,8 @@ def test_ensembles_wire_only_declared_tensors(rendered):
 
 
 def test_ensembles_keep_the_client_protocol_and_identity(rendered):
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.repository import TEMPLATE_DIR
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.repository import TEMPLATE_DIR
 
     repo, r = rendered
     cfgs = _configs(repo)
@@ -98,7 +98,7 @@ def test_python_steps_stand_alone_and_compile(rendered):
 
 
 def test_embedded_server_refuses_the_native_backend():
-    from homesearch.encoders.launcher import TritonServer, UnsupportedPlatformError
+    from services.encoders.serving.launcher import TritonServer, UnsupportedPlatformError
 
     with pytest.raises(UnsupportedPlatformError, match="only the python backend"):
         TritonServer(serving_backend="onnxruntime").start()

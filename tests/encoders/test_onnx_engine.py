@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from homesearch.encoders.model_spec import ModelSpec
-from homesearch.encoders.onnx_export import (
+from services.encoders.models.spec import ModelSpec
+from services.encoders.engines.onnx_export import (
     MIN_COSINE,
     OnnxParityError,
     export_image,
@@ -18,7 +18,7 @@ from homesearch.encoders.onnx_export import (
     load_exported,
     row_cosines,
 )
-from homesearch.encoders.preprocess import ImagePreprocessor
+from services.encoders.models.preprocess import ImagePreprocessor
 
 MIXED_TEXTS = [
     "白色的现代沙发",
@@ -33,14 +33,14 @@ MIXED_TEXTS = [
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
     """The served default towers, cache as configured (prepare-models exports there)."""
-    from homesearch.encoders.config import TritonSettings
+    from services.encoders.serving.config import TritonSettings
 
     return TritonSettings().model_spec()
 
 
 @pytest.mark.parametrize("mode", ["query", "passage"])
 def test_text_graph_matches_pytorch_on_mixed_chinese_english(spec, mode):
-    from homesearch.encoders.onnx_engine import OnnxTextEncoder
+    from services.encoders.engines.onnx_engine import OnnxTextEncoder
 
     onnx = OnnxTextEncoder(spec)
     ref = spec.build_text()
@@ -53,7 +53,7 @@ def test_text_graph_matches_pytorch_on_mixed_chinese_english(spec, mode):
 
 
 def test_image_graph_matches_pytorch_on_test_photos(spec, photos):
-    from homesearch.encoders.onnx_engine import OnnxImageEncoder
+    from services.encoders.engines.onnx_engine import OnnxImageEncoder
 
     onnx = OnnxImageEncoder(spec)
     ref = spec.build_image()
@@ -82,7 +82,7 @@ class _DriftingTower:
     """A tower whose exported network is not what it serves in PyTorch: export must refuse it."""
 
     def __init__(self) -> None:
-        from homesearch.encoders.encoders import PixelSpec
+        from services.encoders.models.base import PixelSpec
 
         torch.manual_seed(0)
         self.net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 8))
@@ -111,7 +111,7 @@ def test_export_refuses_a_graph_that_differs_from_pytorch(tmp_path):
 
 def test_pluggable_clip_directory_exports_with_parity(tmp_path, tiny_clip_dir):
     """The generic path: a CLIP tower has no graph_forward and is traced through encode_pixels."""
-    from homesearch.encoders.onnx_engine import OnnxImageEncoder, OnnxTextEncoder
+    from services.encoders.engines.onnx_engine import OnnxImageEncoder, OnnxTextEncoder
 
     spec = ModelSpec(model_dir=tiny_clip_dir, cache_dir=tmp_path)
     t, i = export_text(spec), export_image(spec)
@@ -130,7 +130,7 @@ def test_pluggable_clip_directory_exports_with_parity(tmp_path, tiny_clip_dir):
 @pytest.fixture(scope="module")
 def torch_server() -> Iterator[object]:
     """A second tritonserver on the PyTorch reference engine (HOMESEARCH_TRITON_ENGINE=torch)."""
-    from homesearch.encoders.launcher import TritonServer
+    from services.encoders.serving.launcher import TritonServer
 
     with TritonServer(http_port=0, grpc_port=0, metrics_port=0, device="cpu", engine="torch",
                       startup_timeout_s=240) as server:
@@ -138,7 +138,7 @@ def torch_server() -> Iterator[object]:
 
 
 def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, encoder_client, photos):
-    from homesearch.encoders.client import EncoderClient, InvalidInputError
+    from services.encoders.client import EncoderClient, InvalidInputError
 
     imgs = list(photos.values())
     with EncoderClient(torch_server.grpc_url, timeout_s=120) as ref:
@@ -155,8 +155,8 @@ def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, 
 
 def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):
     from google.protobuf import text_format
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.repository import render_repository
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.repository import render_repository
     from tritonclient.grpc import model_config_pb2 as mc
 
     monkeypatch.setenv("HOMESEARCH_TRITON_ENGINE", "torch")
@@ -177,7 +177,7 @@ def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):
 
 def test_model_files_stand_alone():
     """Each model.py is a complete Triton model (issue 15), not a re-export."""
-    from homesearch.encoders.repository import TEMPLATE_DIR
+    from services.encoders.serving.repository import TEMPLATE_DIR
 
     for name in ("text_encoder", "image_encoder"):
         src = (TEMPLATE_DIR / name / "1" / "model.py").read_text(encoding="utf-8")
