@@ -5,13 +5,16 @@ Suites (default: all, in this order):
 - ``ingest``   catalog file -> searchable through ``homesearch index`` (products/s) vs the encoders alone;
 - ``search``   latency/QPS through the gateway at concurrency 1/4/16/64 (text, image, image+text;
                cache miss / embedding hit / result hit) vs Health.Check, ranking direct, encoder alone;
+- ``engine``   the served stack vs the in-process PyTorch loop over the same weights (issue 11's four
+               figures: text cache-miss p50, photo query p50, ingestion products/s of the dev catalog,
+               result-cache hit p50 vs Health.Check), each interleaved with its baseline;
 - ``scale``    Qdrant Edge (project index layer) at 10k/100k/1M synthetic products: build time, memory,
                disk, latency, recall@10 vs exact numpy search and qdrant-client local mode;
 - ``encoders`` the encoder engineers' ``bench/encoders.py`` (Triton vs in-process PyTorch);
 - ``chaos``    SIGKILL each part under load: degraded/failed searches, recovery time, orphans, ports;
 - ``overload`` 4x the sustainable cache-miss rate: accepted p99 vs unloaded p50, refusal latency.
 
-``ingest`` and ``search`` share one ``homesearch up`` started on free loopback ports with a temporary
+``ingest``, ``search`` and ``engine`` share one ``homesearch up`` started on free loopback ports with a temporary
 data dir (or ``--gateway/--ranking/--triton`` of a running stack). Needs a source checkout: the
 suites live in ``bench/`` at the repository root.
 """
@@ -28,8 +31,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUITES = ("ingest", "search", "scale", "encoders", "chaos", "overload")
-STACK_SUITES = {"ingest", "search", "chaos", "overload"}
+SUITES = ("ingest", "search", "engine", "scale", "encoders", "chaos", "overload")
+STACK_SUITES = {"ingest", "search", "engine", "chaos", "overload"}
+DEV_CATALOG = Path(os.environ.get("HOMESEARCH_DEV_DATA", REPO.parent / "shared" / "data" / "ikea")) / "catalog.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="OUT", type=Path, help="write all tables as markdown")
     p.add_argument("--catalog", type=Path, default=REPO / "data" / "demo" / "catalog.jsonl",
                    help="catalog for ingest/search (default data/demo/catalog.jsonl)")
+    p.add_argument("--dev-catalog", type=Path, default=DEV_CATALOG,
+                   help="catalog the engine suite ingests and searches (default $HOMESEARCH_DEV_DATA/catalog.jsonl)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64], help="search load levels")
     p.add_argument("--sizes", type=int, nargs="+", help="scale sizes (default 10000 100000 1000000; --quick: 10000)")
     p.add_argument("--gateway", help="use a running stack: gateway host:port (needs --ranking and --triton)")
@@ -105,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
             results.append(_guard("search", lambda: search.run(addrs, quick=args.quick, concurrency=args.concurrency,
                                                                log=_log)))
+        if "engine" in suites:
+            from bench import engine
+
+            results.append(_guard("engine", lambda: engine.run(addrs, args.dev_catalog, quick=args.quick, log=_log)))
         if "overload" in suites:
             from bench import defence
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Renders the runtime model repository for THIS container (KIND_GPU when CUDA is
 # visible, KIND_CPU otherwise; instance counts and limits from HOMESEARCH_TRITON_*),
-# converts/caches weights on first start, then execs NVIDIA's tritonserver.
+# converts/caches weights and exports the ONNX graphs on first start, then execs NVIDIA's
+# tritonserver. HOMESEARCH_TRITON_SERVING_BACKEND=onnxruntime (set in compose/k8s) renders the
+# native onnxruntime-backend repository (model_repository_onnxruntime/); python renders the
+# python-backend one (model_repository/).
 set -euo pipefail
 REPO="${HOMESEARCH_TRITON_RENDERED_REPOSITORY:-/tmp/model_repository}"
 homesearch triton --render-only "$REPO" --device "${HOMESEARCH_TRITON_DEVICE:-auto}"

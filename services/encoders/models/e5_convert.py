@@ -79,7 +79,8 @@ def _manifest_ok(target: Path, source: Path) -> bool:
 
 
 @contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """Exclusive lock on a cache folder: concurrent first starts convert/export once."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / ".convert.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -148,7 +149,7 @@ def convert_e5(cache_dir: Path | None = None, force: bool = False) -> Path:
     target = e5_cache_path(cache_dir)
     if not force and _manifest_ok(target, source):
         return target
-    with _locked(target.parent):
+    with cache_lock(target.parent):
         if not force and _manifest_ok(target, source):  # another process finished meanwhile
             return target
         t0 = time.monotonic()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from services.encoders.models.e5_convert import convert_e5, e5_version
 from services.encoders.models.e5_tokenizer import E5Tokenizer
@@ -34,6 +35,22 @@ def check_text(text: str, max_chars: int) -> str | None:
     if "\x00" in text:
         return "text contains NUL characters"
     return None
+
+
+def e5_token_arrays(
+    tokenizer: E5Tokenizer, texts: Sequence[str], mode: TextMode, max_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prefixed, tokenised, right-padded int64 ids and attention mask: the input of every e5 engine."""
+    if mode not in PREFIX:
+        raise ValueError(f"mode must be 'query' or 'passage', got {mode!r}")
+    ids = tokenizer.encode([PREFIX[mode] + t for t in texts], max_tokens)
+    width = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), width), tokenizer.pad, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
 
 
 def _materialize_buffers(model: torch.nn.Module, max_positions: int) -> None:
@@ -84,14 +101,8 @@ class E5TextEncoder:
 
     def tokenize(self, texts: Sequence[str], mode: TextMode) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded ids and attention mask (on CPU)."""
-        ids = self.tokenizer.encode([PREFIX[mode] + t for t in texts], self.max_tokens)
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), self.tokenizer.pad, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        return input_ids, mask
+        ids, mask = e5_token_arrays(self.tokenizer, texts, mode, self.max_tokens)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], mode: TextMode) -> torch.Tensor:

@@ -90,4 +90,26 @@ class EffNetImageEncoder:
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        return l2_normalize(self.head(self.head_inputs(pixels))).cpu()
+        return self.graph_forward(pixels, **self.graph_extra_inputs(pixels)).cpu()
+
+    # -- the exportable part (services.encoders.engines.onnx_export) ---------------------------------
+    @property
+    def graph_extra_input_specs(self) -> list[dict]:
+        """Inputs computed outside the network (no ONNX op for ``bincount``), as the ONNX engine
+        recomputes them: see ``onnx_engine.EXTRA_INPUTS``."""
+        if not self.colour_hist_bins:
+            return []
+        return [{"name": "COLOUR_HIST", "kind": "colour_histogram", "bins": self.colour_hist_bins}]
+
+    def graph_extra_inputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.colour_hist_bins:
+            return {}
+        spec = self.pixel_spec
+        return {"COLOUR_HIST": colour_histogram(pixels.to(self.device), self.colour_hist_bins, spec.mean, spec.std)}
+
+    def graph_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
+        """Pixels (+ extra inputs) -> L2-normalised embedding; plain tensor ops, so it exports."""
+        x = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float().mean(dim=(2, 3))
+        if "COLOUR_HIST" in extras:
+            x = torch.cat([x, extras["COLOUR_HIST"].to(x.device, x.dtype)], dim=1)
+        return l2_normalize(self.head(x))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,13 +105,30 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _decode_pil(h: _Header, size: int) -> torch.Tensor:
+# JPEG draft decode (DCT-domain downscale by 1/2, 1/4 or 1/8) keeps at least ``oversample`` x the
+# tower's input size on BOTH sides, so the antialiased resize still starts from 2x the pixels it
+# outputs. Measured on the dev photos (bench/decode_draft.py, docs/performance.md): 2.0 leaves
+# the 500 px catalogue and 512 px shopper photos untouched (cosine 1.0, same photo-query recall)
+# and cuts decode time of large photos (phone uploads, room scenes); 1.0 was faster but lost
+# photo-query recall (Hit@1 0.115 -> 0.105, vector cosine down to 0.87), so it is not the default.
+DRAFT_OVERSAMPLE = 2.0
+
+
+def draft_box(width: int, height: int, size: int, oversample: float = DRAFT_OVERSAMPLE) -> tuple[int, int] | None:
+    """The size to ask Pillow's JPEG draft mode for, or None when no DCT reduction is possible."""
+    need = math.ceil(size * oversample)
+    if min(width, height) < 2 * need:  # 1/2 is the smallest DCT reduction
+        return None
+    return need, need
+
+
+def _decode_pil(h: _Header, size: int, oversample: float = DRAFT_OVERSAMPLE) -> torch.Tensor:
     """Full decode with Pillow -> (3, H, W) uint8, orientation applied, alpha on white."""
     img = h.image
     try:
-        if img.format == "JPEG" and max(img.size) >= 4 * size:
-            # DCT-domain downscale; keeps >= 2x oversampling for the antialiased resize
-            img.draft("RGB", (2 * size, 2 * size))
+        box = draft_box(*img.size, size, oversample) if img.format == "JPEG" else None
+        if box is not None:
+            img.draft("RGB", box)  # DCT-domain downscale: the decoder does a fraction of the work
         img.load()
         if h.orientation != 1:
             img = ImageOps.exif_transpose(img)
@@ -158,8 +176,10 @@ class ImagePreprocessor:
         device: torch.device,
         limits: ImageLimits = ImageLimits(),
         gpu_decode: bool | None = None,
+        draft_oversample: float = DRAFT_OVERSAMPLE,
     ) -> None:
         self.spec = spec
+        self.draft_oversample = draft_oversample
         self.device = device
         self.limits = limits
         self._decode_jpeg = _gpu_jpeg_decoder() if device.type == "cuda" and gpu_decode is not False else None
@@ -200,7 +220,7 @@ class ImagePreprocessor:
             if i in done:
                 continue
             try:
-                x = _decode_pil(h, self.spec.size).to(self.device, non_blocking=True)
+                x = _decode_pil(h, self.spec.size, self.draft_oversample).to(self.device, non_blocking=True)
                 out[i] = resize_pad(x, self.spec.size)
             except ImageInputError as e:
                 errors[i] = str(e)

@@ -33,8 +33,25 @@ class TritonSettings(BaseSettings):
     text_instances: int = Field(1, ge=1)
     image_instances: int = Field(1, ge=1)
     max_batch_size: int = Field(64, ge=1, description="largest batch one model execution sees")
-    max_queue_delay_us: int = Field(2000, ge=0, description="dynamic batching wait for more requests")
-    torch_threads: int = Field(0, ge=0, description="intra-op threads per instance; 0 = cores / all instances")
+    max_queue_delay_us: int | None = Field(
+        None, ge=0, description="dynamic batching wait for more requests, both models (overrides the two below)"
+    )
+    text_queue_delay_us: int = Field(0, ge=0, description="text: 0 = run as soon as the instance is free (latency)")
+    image_queue_delay_us: int = Field(2000, ge=0, description="image: wait this long to fill a batch (throughput)")
+
+    # engine and threads
+    engine: Literal["onnx", "torch"] = Field(
+        "onnx", description="onnx: exported graphs in ONNX Runtime (default); torch: the PyTorch reference towers"
+    )
+    text_threads: int = Field(0, ge=0, description="intra-op threads per text instance; 0 = auto (onnx: 1)")
+    image_threads: int = Field(0, ge=0, description="intra-op threads per image instance; 0 = auto (cores / image instances)")
+    serving_backend: Literal["python", "onnxruntime"] = Field(
+        "python",
+        description="python: python-backend models host the engine (the only backend in the pytriton wheel); "
+        "onnxruntime: NVIDIA's image, native onnxruntime backend + python pre/post steps (render-only)",
+    )
+    onnx_spinning: bool = Field(False, description="let ONNX Runtime's idle threads busy-wait (only on dedicated cores)")
+    torch_threads: int = Field(0, ge=0, description="legacy: intra-op threads of every instance (overrides the auto values)")
     half: bool = Field(True, description="fp16 weights and activations on GPU (ignored on CPU)")
     gpu_decode: bool = Field(True, description="nvJPEG decode on GPU when torchvision is importable")
 

@@ -262,6 +262,12 @@ class TritonServer:
             return self
         t0 = time.monotonic()
         s = self.settings
+        if s.serving_backend != "python":
+            raise UnsupportedPlatformError(
+                "the embedded tritonserver (nvidia-pytriton wheel) ships only the python backend; "
+                f"serving_backend={s.serving_backend!r} is for NVIDIA's tritonserver image "
+                "(homesearch triton --render-only DIR --serving-backend onnxruntime)"
+            )
         install = locate_triton(s.server_bin)
         try:
             kind = resolve_kind(s.device)
@@ -279,7 +285,7 @@ class TritonServer:
         if s.prepare:
             from services.encoders.operations.prepare import prepare_models
 
-            prepare_models(s.model_spec())
+            prepare_models(s.model_spec(), engine=s.engine)
         if s.work_dir is None:
             self._work_dir = Path(tempfile.mkdtemp(prefix="homesearch-triton-"))
             self._owns_work_dir = True
@@ -444,8 +450,17 @@ def _parser() -> argparse.ArgumentParser:
     a("--text-instances", type=int, help="text encoder instances (default 1)")
     a("--image-instances", type=int, help="image encoder instances (default 1)")
     a("--max-batch-size", type=int, help="largest dynamic batch (default 64)")
-    a("--max-queue-delay-us", type=int, help="dynamic batching delay in microseconds (default 2000)")
-    a("--torch-threads", type=int, help="intra-op threads per instance (default: cores / all instances)")
+    a("--max-queue-delay-us", type=int, help="dynamic batching delay of both models in microseconds (overrides the next two)")
+    a("--text-queue-delay-us", type=int, help="text batching delay (default 0: latency)")
+    a("--image-queue-delay-us", type=int, help="image batching delay (default 2000: throughput)")
+    a("--engine", choices=["onnx", "torch"], help="inference engine (default onnx; torch = PyTorch reference)")
+    a("--text-threads", type=int, help="intra-op threads per text instance (default: onnx 1, torch cores/instances)")
+    a("--image-threads", type=int, help="intra-op threads per image instance (default: cores / image instances)")
+    a("--onnx-spinning", action=argparse.BooleanOptionalAction, default=None,
+      help="ONNX Runtime threads busy-wait when idle (default off: cores are shared)")
+    a("--serving-backend", choices=["python", "onnxruntime"],
+      help="python (default; embedded server) or onnxruntime (NVIDIA's image, with --render-only)")
+    a("--torch-threads", type=int, help="legacy: intra-op threads of every instance (overrides the defaults)")
     a("--half", action=argparse.BooleanOptionalAction, default=None, help="fp16 on GPU (default on)")
     a("--gpu-decode", action=argparse.BooleanOptionalAction, default=None, help="nvJPEG decode on GPU")
     a("--max-text-chars", type=int, help="reject longer texts (default 2048)")
@@ -481,11 +496,16 @@ def main(argv: list[str] | None = None) -> int:
         if settings.prepare:
             from services.encoders.operations.prepare import prepare_models
 
-            prepare_models(settings.model_spec())
+            prepare_models(settings.model_spec(), engine=settings.engine)
         # rendering for another machine (e.g. a GPU container): no local CUDA needed, and
         # thread counts are left to the serving machine unless given explicitly
         kind = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}.get(settings.device) or resolve_kind("auto")
-        r = render_repository(settings, args.render_only, kind=kind, portable=True)
+        if settings.serving_backend == "onnxruntime":
+            from services.encoders.serving.native_repository import render_native_repository
+
+            r = render_native_repository(settings, args.render_only, kind=kind, portable=True)
+        else:
+            r = render_repository(settings, args.render_only, kind=kind, portable=True)
         print(json.dumps({"path": str(r.path), "kind": r.kind, "text_version": r.text_version,
                           "image_version": r.image_version, "dim": r.dim}))
         return 0

@@ -63,7 +63,7 @@ def available_cores() -> int:
 
 
 def torch_threads(settings: TritonSettings) -> int:
-    """Intra-op threads per model instance: the cores shared out over all instances.
+    """Intra-op threads per model instance for the torch engine: the cores shared out over all instances.
 
     Oversubscribing is far worse than idling a core: with 2 cores, a 2-thread e5 forward
     took ~900 ms while another process held one core, vs ~15 ms single-threaded, because
@@ -72,6 +72,32 @@ def torch_threads(settings: TritonSettings) -> int:
     if settings.torch_threads > 0:
         return settings.torch_threads
     return max(1, available_cores() // (settings.text_instances + settings.image_instances))
+
+
+def model_threads(settings: TritonSettings, model: str) -> int:
+    """Intra-op threads per instance of ``model`` (explicit > legacy torch_threads > engine default).
+
+    ONNX defaults, tuned on 2 cores (docs/performance.md): text serves latency, so one
+    thread per instance (a batch-1 e5 forward barely gains from a second thread, and the
+    other core stays free for the image encoder and the services); image serves
+    throughput, so the cores are shared over its instances. ONNX Runtime's pool does not
+    spin by default (``onnx_spinning``), so the image pool overlapping the text thread
+    costs a context switch, not a stalled barrier.
+    """
+    explicit = settings.text_threads if model == wire.TEXT_MODEL else settings.image_threads
+    if explicit > 0:
+        return explicit
+    if settings.torch_threads > 0 or settings.engine == "torch":
+        return torch_threads(settings)
+    if model == wire.TEXT_MODEL:
+        return 1
+    return max(1, available_cores() // settings.image_instances)
+
+
+def queue_delay_us(settings: TritonSettings, model: str) -> int:
+    if settings.max_queue_delay_us is not None:
+        return settings.max_queue_delay_us
+    return settings.text_queue_delay_us if model == wire.TEXT_MODEL else settings.image_queue_delay_us
 
 
 def _set_params(cfg: mc.ModelConfig, params: dict[str, str]) -> None:
@@ -111,7 +137,8 @@ def render_repository(
         wire.PARAM_DIM: str(dim),
         "model_family": spec.family,
         "half": str(settings.half).lower(),
-        "torch_threads": str(settings.torch_threads if portable else torch_threads(settings)),
+        "engine": settings.engine,
+        "onnx_spinning": str(settings.onnx_spinning).lower(),
         **spec.to_params(),
     }
     per_model = {
@@ -134,7 +161,10 @@ def render_repository(
         src = TEMPLATE_DIR / name
         cfg = text_format.Parse((src / "config.pbtxt").read_text(encoding="utf-8"), mc.ModelConfig())
         cfg.max_batch_size = settings.max_batch_size
-        cfg.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
+        cfg.dynamic_batching.max_queue_delay_microseconds = queue_delay_us(settings, name)
+        explicit = settings.text_threads if name == wire.TEXT_MODEL else settings.image_threads
+        threads = (explicit or settings.torch_threads) if portable else model_threads(settings, name)
+        params = {**params, "intra_threads": str(threads)}
         del cfg.instance_group[:]
         group = cfg.instance_group.add()
         group.kind = mc.ModelInstanceGroup.Kind.Value(kind)

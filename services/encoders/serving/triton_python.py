@@ -1,9 +1,13 @@
-"""Triton python-backend models for the encoders (imported only inside the backend stub).
+"""What the encoders' Triton python-backend models share (imported only inside the backend stub).
+
+The models themselves are ``model_repository/<name>/1/model.py``: each reads as a complete
+Triton model (inputs, validation, batching, engine, outputs). This module holds the plumbing
+they share: config parameters, device and engine choice, thread budget, identity check,
+tensor in/out through DLPack and error responses.
 
 One ``execute`` call receives every request of a dynamic batch. Each request is validated on
 its own: a request with a bad item gets an INVALID_ARGUMENT error naming the item(s), and is
 left out of the forward pass, while the other requests of the batch are answered normally.
-Valid items of all requests are pooled, grouped, and encoded in chunks of ``max_batch_size``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,14 +24,13 @@ import torch
 import triton_python_backend_utils as pb_utils  # provided by the stub
 from services.encoders.serving import wire
 from services.encoders.models.spec import ModelSpec
-from services.encoders.models.preprocess import ImageLimits, ImagePreprocessor
 from torch.utils.dlpack import to_dlpack
 
 log = logging.getLogger("services.encoders.serving.triton_python")
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _setup_logging(model: str) -> None:
+def setup_logging(model: str) -> None:
     try:
         from homesearch.observability.logging import configure_logging
 
@@ -35,7 +39,7 @@ def _setup_logging(model: str) -> None:
         logging.basicConfig(level=logging.INFO)
 
 
-def _error(message: str, code: str = "INVALID_ARG") -> Any:
+def error_response(message: str, code: str = "INVALID_ARG") -> Any:
     """An error response; the code maps to the gRPC status the client sees."""
     err_cls = pb_utils.TritonError
     c = getattr(err_cls, code, None)
@@ -43,7 +47,7 @@ def _error(message: str, code: str = "INVALID_ARG") -> Any:
     return pb_utils.InferenceResponse(output_tensors=[], error=err)
 
 
-def _input(request: Any, name: str) -> np.ndarray:
+def input_array(request: Any, name: str) -> np.ndarray:
     t = pb_utils.get_input_tensor_by_name(request, name)
     if t is None:
         raise ValueError(f"missing input {name}")
@@ -51,18 +55,100 @@ def _input(request: Any, name: str) -> np.ndarray:
     return torch.from_dlpack(t.to_dlpack()).cpu().numpy()
 
 
-def _output(vectors: torch.Tensor) -> Any:
+def embedding_response(vectors: torch.Tensor) -> Any:
     tensor = pb_utils.Tensor.from_dlpack(wire.EMBEDDING, to_dlpack(vectors.float().contiguous()))
     return pb_utils.InferenceResponse(output_tensors=[tensor])
 
 
-class _Base:
-    """Shared set-up: parameters, device placement, thread count, version check."""
+def parse_text_request(request: Any, check: Any) -> tuple[list[str], list[str]]:
+    """Texts and mode names of one text request; raises ValueError naming every bad item.
+
+    ``check(text) -> reason | None`` is the tower's input policy (empty, too long, NUL)."""
+    try:
+        items = wire.unpack(input_array(request, wire.TEXT), input_array(request, wire.TEXT_LENGTH))
+        modes = input_array(request, wire.MODE).reshape(-1).tolist()
+    except ValueError as e:
+        raise ValueError(f"malformed request: {e}") from None
+    if len(modes) != len(items):
+        raise ValueError(f"malformed request: {len(items)} texts but {len(modes)} modes")
+    errors: dict[int, str] = {}
+    texts: list[str] = []
+    mode_names: list[str] = []
+    for i, (raw, m) in enumerate(zip(items, modes)):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors[i] = "text is not valid UTF-8"
+            continue
+        reason = check(text)
+        if reason is None and m not in wire.MODE_NAMES:
+            reason = f"unknown mode {m} (0 = query, 1 = passage)"
+        if reason:
+            errors[i] = reason
+        texts.append(text)
+        mode_names.append(wire.MODE_NAMES.get(m, "query"))
+    if errors:
+        raise ValueError(wire.format_item_errors(errors))
+    return texts, mode_names
+
+
+@dataclass
+class DecodedImages:
+    """The images of a dynamic batch after decoding: per-request errors already answered."""
+
+    responses: list[Any]  # None where the request is still to be answered
+    decoded: list[Any]  # flat: (3, S, S) tensors in [0, 255], None for bad items
+    owner: list[tuple[int, int]]  # flat index -> (request, row)
+    good: list[int]  # flat indices of items whose request had no bad item
+
+
+def decode_image_requests(requests: list[Any], pre: Any, kind: str) -> DecodedImages:
+    """Unpacks and decodes every image of ``requests``; a request with a bad image gets its
+    INVALID_ARGUMENT answer here and its items are left out of ``good``."""
+    responses: list[Any] = [None] * len(requests)
+    items: list[bytes] = []
+    owner: list[tuple[int, int]] = []
+    for r, req in enumerate(requests):
+        try:
+            imgs = wire.unpack(input_array(req, wire.IMAGE), input_array(req, wire.IMAGE_LENGTH))
+        except ValueError as e:
+            responses[r] = error_response(f"malformed request: {e}")
+            continue
+        owner += [(r, i) for i in range(len(imgs))]
+        items += imgs
+    try:
+        decoded, errors = pre.decode(items)
+    except Exception as e:
+        log.exception("image decoding failed", extra={"model": kind})
+        return DecodedImages([resp or error_response(f"image decoding failed: {e}", "INTERNAL") for resp in responses],
+                             [], owner, [])
+    bad: dict[int, dict[int, str]] = {}
+    for k, reason in errors.items():
+        r, i = owner[k]
+        bad.setdefault(r, {})[i] = reason
+    for r, errs in bad.items():
+        msg = wire.format_item_errors(errs)
+        log.info("rejected image request", extra={"model": kind, "reason": msg})
+        responses[r] = error_response(msg)
+    good = [k for k, (r, _) in enumerate(owner) if responses[r] is None]
+    return DecodedImages(responses, decoded, owner, good)
+
+
+def rows_by_request(owner: list[tuple[int, int]], good: list[int]) -> dict[int, list[int]]:
+    """Request -> its rows in the stacked batch of ``good`` items."""
+    by_request: dict[int, list[int]] = {}
+    for row, k in enumerate(good):
+        by_request.setdefault(owner[k][0], []).append(row)
+    return by_request
+
+
+class EncoderModelBase:
+    """Shared set-up: parameters, device placement, engine, thread count, version check."""
 
     kind = ""
 
     def _init_common(self, args: dict[str, Any]) -> None:
-        _setup_logging(self.kind)
+        setup_logging(self.kind)
         self.config = json.loads(args["model_config"])
         self.params = {k: v.get("string_value", "") for k, v in self.config.get("parameters", {}).items()}
         self.max_batch = max(1, int(self.config.get("max_batch_size", 64)))
@@ -71,11 +157,15 @@ class _Base:
         if gpu:
             torch.cuda.set_device(self.device)
         self.half = self.params.get("half", "true").lower() == "true" and gpu
-        threads = int(self.params.get("torch_threads", "0") or 0)
-        if threads <= 0:
+        self.engine = self.params.get("engine", "onnx") or "onnx"
+        threads = int(self.params.get("intra_threads", "0") or 0)
+        if threads <= 0:  # portable repository: decide on this machine (rules: repository.model_threads)
             count = sum(int(g.get("count", 1)) for g in self.config.get("instance_group", [])) or 1
-            threads = max(1, (os.cpu_count() or 1) // count)
-        torch.set_num_threads(threads)
+            latency = self.kind == wire.TEXT_MODEL and self.engine == "onnx"
+            threads = 1 if latency else max(1, (os.cpu_count() or 1) // count)
+        self.threads = threads
+        torch.set_num_threads(threads)  # torch engine, and the torch ops of preprocessing
+        self.spinning = self.params.get("onnx_spinning", "false").lower() == "true"
         self.spec = ModelSpec.from_params(self.params)
         self.instance = args.get("model_instance_name", self.kind)
 
@@ -87,176 +177,30 @@ class _Base:
         if want_d and int(want_d) != dim:
             raise RuntimeError(f"{self.kind}: config declares embedding_dim {want_d} but the model gives {dim}")
 
+    def _ready_fields(self, t0: float) -> dict[str, Any]:
+        return {
+            "model": self.kind,
+            "instance": self.instance,
+            "engine": self.engine,
+            "device": str(self.device),
+            "half": self.half,
+            "intra_threads": self.threads,
+            "onnx_spinning": self.spinning,
+            "load_s": round(time.monotonic() - t0, 2),
+        }
+
+    def _resolve_engine(self) -> str:
+        """``onnx`` unless torch is asked for, or the instance is on a GPU this ONNX Runtime cannot use."""
+        if self.engine not in ("onnx", "torch"):
+            raise RuntimeError(f"{self.kind}: engine must be 'onnx' or 'torch', got {self.engine!r}")
+        if self.engine == "onnx" and self.device.type == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                log.warning("onnxruntime has no CUDA provider here: serving the torch engine on the GPU",
+                            extra={"model": self.kind})
+                self.engine = "torch"
+        return self.engine
+
     def finalize(self) -> None:
         log.info("model unloading", extra={"model": self.kind, "instance": self.instance})
-
-
-# -- text -----------------------------------------------------------------------------------
-class TextEncoderModel(_Base):
-    kind = wire.TEXT_MODEL
-
-    def initialize(self, args: dict[str, Any]) -> None:
-        self._init_common(args)
-        t0 = time.monotonic()
-        max_chars = int(self.params.get("max_text_chars", "2048") or 2048)
-        self.encoder = self.spec.build_text(device=self.device, half=self.half, max_chars=max_chars)
-        self._check_identity(self.encoder.version, self.encoder.dim)
-        self.encoder.encode(["warm up"], "query")
-        log.info(
-            "text encoder ready",
-            extra={
-                "model": self.kind,
-                "instance": self.instance,
-                "model_version": self.encoder.version,
-                "dim": self.encoder.dim,
-                "device": str(self.device),
-                "half": self.half,
-                "threads": torch.get_num_threads(),
-                "max_text_chars": max_chars,
-                "load_s": round(time.monotonic() - t0, 2),
-            },
-        )
-
-    def _parse(self, request: Any) -> tuple[list[str], list[str]]:
-        """Texts and modes of one request; raises ValueError naming every bad item."""
-        try:
-            items = wire.unpack(_input(request, wire.TEXT), _input(request, wire.TEXT_LENGTH))
-            modes = _input(request, wire.MODE).reshape(-1).tolist()
-        except ValueError as e:
-            raise ValueError(f"malformed request: {e}") from None
-        if len(modes) != len(items):
-            raise ValueError(f"malformed request: {len(items)} texts but {len(modes)} modes")
-        errors: dict[int, str] = {}
-        texts: list[str] = []
-        mode_names: list[str] = []
-        for i, (raw, m) in enumerate(zip(items, modes)):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                errors[i] = "text is not valid UTF-8"
-                continue
-            reason = self.encoder.check(text)
-            if reason is None and m not in wire.MODE_NAMES:
-                reason = f"unknown mode {m} (0 = query, 1 = passage)"
-            if reason:
-                errors[i] = reason
-            texts.append(text)
-            mode_names.append(wire.MODE_NAMES.get(m, "query"))
-        if errors:
-            raise ValueError(wire.format_item_errors(errors))
-        return texts, mode_names
-
-    def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
-        parsed: dict[int, tuple[list[str], list[str]]] = {}
-        for r, req in enumerate(requests):
-            try:
-                parsed[r] = self._parse(req)
-            except ValueError as e:
-                log.info("rejected text request", extra={"model": self.kind, "reason": str(e)})
-                responses[r] = _error(str(e))
-        if parsed:
-            try:
-                results = self._encode_all(parsed)
-                for r, vecs in results.items():
-                    responses[r] = _output(vecs)
-            except Exception as e:  # keep serving: fail only the requests of this batch
-                log.exception("text encoding failed", extra={"model": self.kind})
-                for r in parsed:
-                    responses[r] = _error(f"text encoder failed: {e}", "INTERNAL")
-        return responses
-
-    def _encode_all(self, parsed: dict[int, tuple[list[str], list[str]]]) -> dict[int, torch.Tensor]:
-        flat = [(r, i, t, m) for r, (ts, ms) in parsed.items() for i, (t, m) in enumerate(zip(ts, ms))]
-        out = {r: torch.empty((len(ts), self.encoder.dim)) for r, (ts, _) in parsed.items()}
-        for mode in ("query", "passage"):
-            group = sorted((x for x in flat if x[3] == mode), key=lambda x: len(x[2]))  # less padding
-            for s in range(0, len(group), self.max_batch):
-                chunk = group[s : s + self.max_batch]
-                vecs = self.encoder.encode([x[2] for x in chunk], mode)  # type: ignore[arg-type]
-                for (r, i, _, _), v in zip(chunk, vecs):
-                    out[r][i] = v
-        return out
-
-
-# -- image ----------------------------------------------------------------------------------
-class ImageEncoderModel(_Base):
-    kind = wire.IMAGE_MODEL
-
-    def initialize(self, args: dict[str, Any]) -> None:
-        self._init_common(args)
-        t0 = time.monotonic()
-        self.encoder = self.spec.build_image(device=self.device, half=self.half)
-        self._check_identity(self.encoder.version, self.encoder.dim)
-        limits = ImageLimits(
-            max_bytes=int(self.params.get("max_image_bytes") or ImageLimits.max_bytes),
-            max_pixels=int(self.params.get("max_image_pixels") or ImageLimits.max_pixels),
-        )
-        gpu_decode = self.params.get("gpu_decode", "true").lower() == "true"
-        self.pre = ImagePreprocessor(self.encoder.pixel_spec, self.device, limits, gpu_decode=gpu_decode)
-        size = self.encoder.pixel_spec.size
-        self.encoder.encode_pixels(torch.zeros((1, 3, size, size), device=self.device))
-        log.info(
-            "image encoder ready",
-            extra={
-                "model": self.kind,
-                "instance": self.instance,
-                "model_version": self.encoder.version,
-                "head_version": getattr(self.encoder, "head_version", None),
-                "dim": self.encoder.dim,
-                "device": str(self.device),
-                "half": self.half,
-                "gpu_decode": self.pre.gpu_decode,
-                "threads": torch.get_num_threads(),
-                "max_image_bytes": limits.max_bytes,
-                "max_image_pixels": limits.max_pixels,
-                "load_s": round(time.monotonic() - t0, 2),
-            },
-        )
-
-    def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
-        items: list[bytes] = []
-        owner: list[tuple[int, int]] = []  # flat index -> (request, row)
-        for r, req in enumerate(requests):
-            try:
-                imgs = wire.unpack(_input(req, wire.IMAGE), _input(req, wire.IMAGE_LENGTH))
-            except ValueError as e:
-                responses[r] = _error(f"malformed request: {e}")
-                continue
-            owner += [(r, i) for i in range(len(imgs))]
-            items += imgs
-        try:
-            decoded, errors = self.pre.decode(items)
-        except Exception as e:
-            log.exception("image decoding failed", extra={"model": self.kind})
-            return [resp or _error(f"image decoding failed: {e}", "INTERNAL") for resp in responses]
-        bad: dict[int, dict[int, str]] = {}
-        for k, reason in errors.items():
-            r, i = owner[k]
-            bad.setdefault(r, {})[i] = reason
-        for r, errs in bad.items():
-            msg = wire.format_item_errors(errs)
-            log.info("rejected image request", extra={"model": self.kind, "reason": msg})
-            responses[r] = _error(msg)
-        good = [k for k, (r, _) in enumerate(owner) if responses[r] is None]
-        if not good:
-            return responses
-        try:
-            vecs = torch.empty((len(good), self.encoder.dim))
-            for s in range(0, len(good), self.max_batch):
-                chunk = good[s : s + self.max_batch]
-                pixels = self.pre.normalize(torch.stack([decoded[k] for k in chunk]))  # type: ignore[misc]
-                vecs[s : s + len(chunk)] = self.encoder.encode_pixels(pixels)
-            by_request: dict[int, list[int]] = {}
-            for row, k in enumerate(good):
-                by_request.setdefault(owner[k][0], []).append(row)
-            for r, rows in by_request.items():
-                responses[r] = _output(vecs[rows])
-        except Exception as e:
-            log.exception("image encoding failed", extra={"model": self.kind})
-            for k in good:
-                r = owner[k][0]
-                if responses[r] is None:
-                    responses[r] = _error(f"image encoder failed: {e}", "INTERNAL")
-        return responses

@@ -1,0 +1,185 @@
+"""ONNX engine: exported graphs reproduce the PyTorch towers, parity is enforced at export,
+the cache is keyed by model version, and the torch engine keeps serving as the reference."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import torch
+from services.encoders.models.spec import ModelSpec
+from services.encoders.engines.onnx_export import (
+    MIN_COSINE,
+    OnnxParityError,
+    export_image,
+    export_text,
+    graph_dir,
+    load_exported,
+    row_cosines,
+)
+from services.encoders.models.preprocess import ImagePreprocessor
+
+MIXED_TEXTS = [
+    "白色的现代沙发",
+    "modern cabinet, white doors, gold handles",
+    "带有金色拉手和白色柜门的现代风格橱柜",
+    "oak dining table 橡木餐桌",
+    "绿色 lamp for the bedroom 卧室",
+    "KALLAX Shelving unit, white, 77x147 cm. 书架 with eight compartments for boxes and baskets.",
+]
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelSpec:
+    """The served default towers, cache as configured (prepare-models exports there)."""
+    from services.encoders.serving.config import TritonSettings
+
+    return TritonSettings().model_spec()
+
+
+@pytest.mark.parametrize("mode", ["query", "passage"])
+def test_text_graph_matches_pytorch_on_mixed_chinese_english(spec, mode):
+    from services.encoders.engines.onnx_engine import OnnxTextEncoder
+
+    onnx = OnnxTextEncoder(spec)
+    ref = spec.build_text()
+    got, want = onnx.encode(MIXED_TEXTS, mode).numpy(), ref.encode(MIXED_TEXTS, mode).numpy()
+    assert got.shape == want.shape == (len(MIXED_TEXTS), 384)
+    assert row_cosines(got, want).min() >= MIN_COSINE
+    single = onnx.encode(MIXED_TEXTS[2:3], mode).numpy()  # batch 1, other sequence length than the export
+    assert row_cosines(single, want[2:3]).min() >= MIN_COSINE
+    assert onnx.version == ref.version
+
+
+def test_image_graph_matches_pytorch_on_test_photos(spec, photos):
+    from services.encoders.engines.onnx_engine import OnnxImageEncoder
+
+    onnx = OnnxImageEncoder(spec)
+    ref = spec.build_image()
+    assert onnx.version == ref.version and onnx.pixel_spec == ref.pixel_spec
+    pixels, ok, errors = ImagePreprocessor(ref.pixel_spec, torch.device("cpu"))(list(photos.values()))
+    assert not errors and len(ok) == len(photos)
+    got, want = onnx.encode_pixels(pixels).numpy(), ref.encode_pixels(pixels).numpy()
+    assert row_cosines(got, want).min() >= MIN_COSINE
+    # the default head takes the colour histogram: the graph has it as a named extra input
+    card = load_exported(spec, "image").card
+    assert [e["name"] for e in card["extra_inputs"]] == (["COLOUR_HIST"] if ref.colour_hist_bins else [])
+
+
+def test_cache_is_keyed_by_model_version_and_reused(spec, tmp_path):
+    g = export_text(spec)
+    assert g.path.is_file() and g.directory == graph_dir(spec, "text")
+    assert spec.text_version() in g.directory.name
+    mtime = g.path.stat().st_mtime_ns
+    assert export_text(spec).path.stat().st_mtime_ns == mtime  # cached, not exported again
+    other = ModelSpec(head_dir=None, cache_dir=spec.cache_dir)  # the random head: another image version
+    assert graph_dir(other, "image") != graph_dir(spec, "image")
+    assert graph_dir(other, "text") == graph_dir(spec, "text")
+
+
+class _DriftingTower:
+    """A tower whose exported network is not what it serves in PyTorch: export must refuse it."""
+
+    def __init__(self) -> None:
+        from services.encoders.models.base import PixelSpec
+
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 8))
+        self.pixel_spec = PixelSpec(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        self.version, self.dim, self.device = "drifting-v0", 8, torch.device("cpu")
+        self.graph_extra_input_specs: list = []
+
+    def graph_extra_inputs(self, pixels: torch.Tensor) -> dict:
+        return {}
+
+    def graph_forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.net(pixels), dim=-1)
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.net(pixels).flip(-1), dim=-1)  # differs from the graph
+
+
+def test_export_refuses_a_graph_that_differs_from_pytorch(tmp_path):
+    spec = ModelSpec(head_dir=None, cache_dir=tmp_path)
+    with pytest.raises(OnnxParityError, match="cosine"):
+        export_image(spec, encoder=_DriftingTower())
+    assert load_exported(spec, "image") is None
+    assert not graph_dir(spec, "image").exists()
+
+
+def test_pluggable_clip_directory_exports_with_parity(tmp_path, tiny_clip_dir):
+    """The generic path: a CLIP tower has no graph_forward and is traced through encode_pixels."""
+    from services.encoders.engines.onnx_engine import OnnxImageEncoder, OnnxTextEncoder
+
+    spec = ModelSpec(model_dir=tiny_clip_dir, cache_dir=tmp_path)
+    t, i = export_text(spec), export_image(spec)
+    for g in (t, i):
+        assert g.card["parity_min_cosine"] >= MIN_COSINE and g.card["version"] == spec.text_version()
+        assert json.loads((g.directory / "graph.json").read_text())["opset"] == 17
+    texts = ["white sofa", "白色沙发 with legs"]
+    got = OnnxTextEncoder(spec).encode(texts, "query").numpy()
+    want = spec.build_text().encode(texts, "query").numpy()
+    assert row_cosines(got, want).min() >= MIN_COSINE
+    ref = spec.build_image()
+    px = torch.rand(3, 3, ref.pixel_spec.size, ref.pixel_spec.size) * 2 - 1
+    assert row_cosines(OnnxImageEncoder(spec).encode_pixels(px).numpy(), ref.encode_pixels(px).numpy()).min() >= MIN_COSINE
+
+
+@pytest.fixture(scope="module")
+def torch_server() -> Iterator[object]:
+    """A second tritonserver on the PyTorch reference engine (HOMESEARCH_TRITON_ENGINE=torch)."""
+    from services.encoders.serving.launcher import TritonServer
+
+    with TritonServer(http_port=0, grpc_port=0, metrics_port=0, device="cpu", engine="torch",
+                      startup_timeout_s=240) as server:
+        yield server
+
+
+def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, encoder_client, photos):
+    from services.encoders.client import EncoderClient, InvalidInputError
+
+    imgs = list(photos.values())
+    with EncoderClient(torch_server.grpc_url, timeout_s=120) as ref:
+        assert ref.model_info() == encoder_client.model_info()  # same vectors, same model version
+        for mode in ("query", "passage"):
+            a = ref.embed_texts(MIXED_TEXTS, mode)
+            b = encoder_client.embed_texts(MIXED_TEXTS, mode)
+            assert row_cosines(a, b).min() >= MIN_COSINE
+        assert row_cosines(ref.embed_images(imgs), encoder_client.embed_images(imgs)).min() >= MIN_COSINE
+        with pytest.raises(InvalidInputError) as ei:  # same input policy on the torch engine
+            ref.embed_texts(["ok", "   "], "query")
+        assert ei.value.index == 1
+
+
+def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):
+    from google.protobuf import text_format
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.repository import render_repository
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    monkeypatch.setenv("HOMESEARCH_TRITON_ENGINE", "torch")
+    render_repository(TritonSettings(image_head=None), tmp_path / "t", kind="KIND_CPU")
+    monkeypatch.delenv("HOMESEARCH_TRITON_ENGINE")
+    render_repository(TritonSettings(image_head=None), tmp_path / "o", kind="KIND_CPU")
+    for sub, engine in (("t", "torch"), ("o", "onnx")):
+        for name in ("text_encoder", "image_encoder"):
+            cfg = text_format.Parse((tmp_path / sub / name / "config.pbtxt").read_text(), mc.ModelConfig())
+            assert cfg.parameters["engine"].string_value == engine
+            assert int(cfg.parameters["intra_threads"].string_value) >= 1
+    text = text_format.Parse((tmp_path / "o" / "text_encoder" / "config.pbtxt").read_text(), mc.ModelConfig())
+    image = text_format.Parse((tmp_path / "o" / "image_encoder" / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert text.parameters["intra_threads"].string_value == "1"  # latency default
+    assert text.dynamic_batching.max_queue_delay_microseconds == 0
+    assert image.dynamic_batching.max_queue_delay_microseconds == 2000
+
+
+def test_model_files_stand_alone():
+    """Each model.py is a complete Triton model (issue 15), not a re-export."""
+    from services.encoders.serving.repository import TEMPLATE_DIR
+
+    for name in ("text_encoder", "image_encoder"):
+        src = (TEMPLATE_DIR / name / "1" / "model.py").read_text(encoding="utf-8")
+        assert "class TritonPythonModel" in src and "def execute" in src and "def initialize" in src
+        assert len(src.splitlines()) > 50
