@@ -10,15 +10,15 @@ import uuid
 
 import grpc
 
-from homesearch.encoders.client import EncoderUnavailableError, InvalidInputError
-from homesearch.logging import request_id_var
-from homesearch.ranking.cache import RedisCache
-from homesearch.ranking.config import RankingSettings
-from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
-from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index.schema import SearchFilter, normalize_attr_key
-from homesearch.ranking.metrics import STAGE_SECONDS
-from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
+from services.encoders.client import EncoderUnavailableError, InvalidInputError
+from homesearch.observability.logging import request_id_var
+from services.ranking.cache import RedisCache
+from services.ranking.config import RankingSettings
+from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
+from services.ranking.generation import CatalogState
+from services.ranking.index.schema import SearchFilter, normalize_attr_key
+from services.ranking.metrics import STAGE_SECONDS
+from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 log = logging.getLogger(__name__)
