@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-models": ("services.encoders.operations.prepare", "convert and cache model weights (idempotent)"),
     "train": ("services.encoders.training.cli", "train the image head against the frozen text tower"),
     "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
-    "bench": ("homesearch.cli.bench", "benchmark latency, throughput, ingestion and index scale"),
+    "bench": ("bench.cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 def strip_attributes(catalog: Sequence[dict], keys: Iterable[str]) -> list[dict]:
     """Copies of the products without the named attributes (keys compared case-insensitively,
     as the index normalises them), so neither the dense text nor BM25 sees them."""
-    from homesearch.ranking.index.schema import normalize_attr_key
+    from services.ranking.index.schema import normalize_attr_key
 
     drop = {normalize_attr_key(k) for k in keys}
     out = []
