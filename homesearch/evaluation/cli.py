@@ -16,6 +16,17 @@ metrics by seen / unseen product type (split.py). Retryable errors (the gateway'
 UNAVAILABLE) are retried with backoff, so a fast run is not scored as failed queries. ``ci95`` is a
 bootstrap interval (1,000 resamples of the queries, seed 0) of each metric: the noise of the query set.
 
+--split line|type picks how --subset holds products out: by product line (default, line-hash-v1) or by
+product type (type-hash-v1: every held-out query asks for a type absent from training; serve a head
+trained with ``homesearch train --split type`` for an honest number, or a zero-shot tower).
+
+--strip-attribute KEY (repeatable, needs --index) indexes the catalog without that attribute, e.g. the
+implicit-attribute dev set: ``--index --strip-attribute color`` with the ``<colour> <type>`` queries, so
+only the photo can answer the colour (homesearch.evaluation.sets).
+
+Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
+each photo has one relevant product).
+
 --index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
 public API has no "collection" parameter: point it at a stack started with an empty index, or
 products indexed earlier stay in the gallery and change the numbers.
@@ -45,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fusion-method", choices=["weighted", "rrf", ""], default="", help="'' = service default")
     ap.add_argument("--subset", choices=["all", "heldout", "dev", "test"], default="all")
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--split", choices=["line", "type"], default="line", help="hold out product lines or types (default %(default)s)")
+    ap.add_argument("--strip-attribute", action="append", default=[], metavar="KEY",
+                    help="index without this attribute (implicit-attribute set; repeatable; needs --index)")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
@@ -99,6 +113,7 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
     from tqdm import tqdm
 
     from homesearch.evaluation.metrics import METRIC_NAMES, evaluate, query_metrics
+    from homesearch.evaluation.sets import strip_attributes, write_catalog
     from homesearch.evaluation.split import load_jsonl, make_split
 
     catalog_path = Path(args.catalog).resolve()
@@ -108,7 +123,7 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
     split = None
     if args.subset != "all":
-        split = make_split(catalog, queries, seed=args.split_seed)
+        split = make_split(catalog, queries, seed=args.split_seed, by=args.split)
         parts = ("dev", "test") if args.subset == "heldout" else (args.subset,)
         keep = set(split.products("dev", "test"))  # the held-out gallery (as offline)
         catalog = [p for p in catalog if p["id"] in keep]
@@ -118,24 +133,20 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         queries = queries[: args.limit]
         qrels = {q["id"]: qrels[q["id"]] for q in queries}
 
+    if args.strip_attribute:
+        if not args.index:
+            raise SystemExit("homesearch eval: --strip-attribute changes what is indexed, so it needs --index")
+        catalog = strip_attributes(catalog, args.strip_attribute)
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
+                    "split": args.split if split is not None else None, "stripped_attributes": args.strip_attribute,
                     "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
     if args.index:
         from services.ranking.ingest.cli import main as index_main
 
         with tempfile.TemporaryDirectory() as tmp:
             sub = catalog_path
-            if args.subset != "all":  # write the subset beside absolute image paths
-                sub = Path(tmp) / "catalog.jsonl"
-                with open(sub, "w", encoding="utf-8") as f:
-                    for p in catalog:
-                        p = dict(p)
-                        for k in ("image",):
-                            if p.get(k) and "://" not in p[k]:
-                                p[k] = str((catalog_path.parent / p[k]).resolve())
-                        if p.get("images"):
-                            p["images"] = [x if "://" in x else str((catalog_path.parent / x).resolve()) for x in p["images"]]
-                        f.write(json.dumps(p) + "\n")
+            if args.subset != "all" or args.strip_attribute:  # a rewritten catalog, absolute image paths
+                sub = write_catalog(catalog, catalog_path.parent, Path(tmp) / "catalog.jsonl")
             t = time.perf_counter()
             # The index CLI prints its summary on stdout: keep stdout for the report (--json).
             with contextlib.redirect_stdout(sys.stderr):

@@ -35,11 +35,11 @@ class HeldOut:
 
 
 def load_heldout(catalog_path: str | Path, queries_path: str | Path | None = None, seed: int = 0,
-                 heldout_fraction: float = 0.2) -> HeldOut:
+                 heldout_fraction: float = 0.2, by: str = "line") -> HeldOut:
     catalog = load_jsonl(catalog_path)
     qp = Path(queries_path) if queries_path else Path(catalog_path).with_name("queries.jsonl")
     queries = load_jsonl(qp) if qp.exists() else []
-    split = make_split(catalog, queries, seed=seed, heldout_fraction=heldout_fraction)
+    split = make_split(catalog, queries, seed=seed, heldout_fraction=heldout_fraction, by=by)
     gidx = [i for i, p in enumerate(catalog) if split.product_part[p["id"]] != "train"]
     qs = [q for q in queries if split.query_part.get(q["id"], "train") != "train" and q.get("text")]
     return HeldOut(
@@ -63,9 +63,9 @@ def breakdown(scores: np.ndarray, h: HeldOut) -> dict:
 def strip_colour(p: dict) -> dict:
     """The product as a colour-blind text index sees it: no colour attribute (the description,
     rarely naming the colour, stays). Mirrors "attribute not in title" catalogs."""
-    q = dict(p)
-    q["attributes"] = {k: v for k, v in (p.get("attributes") or {}).items() if k.lower() not in ("color", "colour")}
-    return q
+    from homesearch.evaluation.sets import strip_attributes
+
+    return strip_attributes([p], ("color", "colour"))[0]
 
 
 def text_signals(h: HeldOut, query_emb: np.ndarray | None = None, colour_in_text: bool = True) -> dict[str, np.ndarray]:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 SPLIT_VERSION = "line-hash-v1"
+TYPE_SPLIT_VERSION = "type-hash-v1"
+SPLIT_KINDS = ("line", "type")
 
 
 def product_line(title: str) -> str:
@@ -78,25 +80,36 @@ class Split:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+def product_type(product: dict) -> str:
+    """The product type a type split groups by: the category, case- and space-normalised."""
+    return " ".join((product.get("category") or "").lower().split())
+
+
 def make_split(
     catalog: Sequence[dict],
     queries: Iterable[dict] = (),
     seed: int = 0,
     heldout_fraction: float = 0.2,
     dev_fraction: float = 0.5,
+    by: str = "line",
 ) -> Split:
+    """``by="line"``: hold out whole product lines (every variant follows its line);
+    ``by="type"``: hold out whole product types (categories), so every held-out query asks for a
+    type the models never saw in training (the zero-shot condition)."""
+    if by not in SPLIT_KINDS:
+        raise ValueError(f"split kind must be one of {SPLIT_KINDS}, got {by!r}")
     part: dict[str, str] = {}
-    line_of: dict[str, str] = {}
+    salt = "" if by == "line" else "type:"  # line keeps its historical hashes (line-hash-v1)
     for p in catalog:
-        line = product_line(p["title"])
-        line_of[p["id"]] = line
-        if _unit(seed, "heldout", line) < heldout_fraction:
-            part[p["id"]] = "dev" if _unit(seed, "dev", line) < dev_fraction else "test"
+        group = product_line(p["title"]) if by == "line" else product_type(p)
+        if _unit(seed, "heldout", salt + group) < heldout_fraction:
+            part[p["id"]] = "dev" if _unit(seed, "dev", salt + group) < dev_fraction else "test"
         else:
             part[p["id"]] = "train"
-    train_types = {(p.get("category") or "").lower() for p in catalog if part[p["id"]] == "train"}
-    seen = {p["id"]: (p.get("category") or "").lower() in train_types for p in catalog if part[p["id"]] != "train"}
-    s = Split(seed, heldout_fraction, dev_fraction, part, seen)
+    train_types = {product_type(p) for p in catalog if part[p["id"]] == "train"}
+    seen = {p["id"]: product_type(p) in train_types for p in catalog if part[p["id"]] != "train"}
+    s = Split(seed, heldout_fraction, dev_fraction, part, seen,
+              version=SPLIT_VERSION if by == "line" else TYPE_SPLIT_VERSION)
     for q in queries:
         rel = [r for r in q.get("relevant", []) if r in part]
         if not rel:

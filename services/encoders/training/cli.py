@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--backbone", choices=["lite0", "lite2"], default="lite0")
     ap.add_argument("--finetune-blocks", type=int, default=0,
                     help="fine-tune the last N backbone blocks (not supported on CPU in this version: 0 only)")
-    ap.add_argument("--split", choices=["heldout", "none"], default="heldout",
-                    help="heldout: train on the train lines only and report held-out metrics; none: train on everything")
+    ap.add_argument("--split", choices=["heldout", "type", "none"], default="heldout",
+                    help="heldout: train on the train product lines only and report held-out metrics; type: hold out "
+                         "whole product types instead (the unseen-type split); none: train on everything")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--heldout-fraction", type=float, default=0.2)
     ap.add_argument("--colour-hist", type=int, default=0, metavar="BINS", help="concatenate a BINS^3 colour histogram (0 = off)")
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                       positives=args.positives, threads=args.threads)
     torch.set_num_threads(cfg.threads)
     catalog_path = Path(args.catalog).resolve()
-    h = load_heldout(catalog_path, args.queries, seed=args.split_seed, heldout_fraction=args.heldout_fraction)
+    h = load_heldout(catalog_path, args.queries, seed=args.split_seed, heldout_fraction=args.heldout_fraction,
+                     by="type" if args.split == "type" else "line")
     cat = h.catalog
     progress = not args.quiet
     timings = {}
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["text_embedding_s"] = round(time.perf_counter() - t, 1)
     text_check = T.agreement([c for cs in caps[:8] for c in cs], "passage") if args.check_text_tower else {"checked": False}
 
-    if args.split == "heldout":
+    if args.split in ("heldout", "type"):
         train_idx = [i for i, p in enumerate(cat) if h.split.product_part[p["id"]] == "train"]
     else:
         train_idx = list(range(len(cat)))
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     head, log = train_head(views[train_idx], cap_emb[train_idx], keys, cfg, progress=progress,
-                           eval_fn=eval_fn if args.split == "heldout" else None)
+                           eval_fn=eval_fn if args.split != "none" else None)
     timings["train_s"] = round(time.perf_counter() - t, 1)
 
     metrics: dict = {}
