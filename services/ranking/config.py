@@ -36,6 +36,9 @@ class FusionDefaults(BaseModel):
     mixed_query_text_weight: float = 0.35
     mixed_query_image_weight: float = 0.45
     mixed_query_lexical_weight: float = 0.2
+    # Similar products by id ("more like this"): the product's stored text and photo vectors.
+    similar_text_weight: float = 0.5
+    similar_image_weight: float = 0.5
     # Per-signal score normalisation over the candidate pool for dense signals: dbsf | minmax | zscore.
     normalization: Literal["dbsf", "minmax", "zscore"] = "minmax"
     # BM25 has a true zero (no term matched), so it is scaled by the best match: s / max.
@@ -47,6 +50,16 @@ class FusionDefaults(BaseModel):
     min_candidates: int = 50
     candidate_factor: int = 3
     hnsw_ef: int = 128
+
+
+class RegionDefaults(BaseModel):
+    """Shop the look: region proposals for room photos (see regions.py for how they were chosen)."""
+
+    # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
+    vector: str = "auto"
+    max_regions: int = 8
+    # Per-region candidates; the merged list sums each product's best region scores.
+    per_region_candidates: int = 30
 
 
 class RankingSettings(BaseSettings):
@@ -99,3 +112,4 @@ class RankingSettings(BaseSettings):
     max_text_chars: int = 1000
 
     fusion: FusionDefaults = Field(default_factory=FusionDefaults)
+    regions: RegionDefaults = Field(default_factory=RegionDefaults)

@@ -14,11 +14,18 @@ from homesearch.encoders.client import EncoderUnavailableError, InvalidInputErro
 from homesearch.logging import request_id_var
 from homesearch.ranking.cache import RedisCache
 from homesearch.ranking.config import RankingSettings
+from homesearch.ranking.composed import Reference, find_siblings, rerank
+from homesearch.ranking.composed import describe as describe_composed
+from homesearch.ranking.facets import compute_facets, wants_facets
 from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index.schema import SearchFilter, normalize_attr_key
+from homesearch.ranking.index.schema import IMAGE_VECTOR, SearchFilter, SignalQuery, normalize_attr_key
 from homesearch.ranking.metrics import STAGE_SECONDS
-from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
+from homesearch.ranking.modifiers import parse_modifiers
+from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from homesearch.ranking import regions as regions_mod
+from homesearch.ranking.regions import RegionResult
+from homesearch.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,15 @@ DEFAULT_TOP_K = 10
 
 class RequestError(ValueError):
     """A request the caller must fix (INVALID_ARGUMENT)."""
+
+
+class ProductNotFoundError(LookupError):
+    """similar_to_product_id names a product the index does not hold (NOT_FOUND)."""
+
+
+MAX_FACET_EDGES = 50
+MAX_FACET_LIMIT = 200
+MAX_REGIONS = 16
 
 
 def canonical_request(req: search_pb2.SearchRequest) -> bytes:
@@ -68,8 +84,23 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     # -- validation -----------------------------------------------------------------------
     def _validate(self, req: search_pb2.SearchRequest) -> SearchFilter:
         s = self.settings
-        if not req.text.strip() and not req.image:
-            raise RequestError("request needs text, an image, or both")
+        if not req.text.strip() and not req.image and not req.similar_to_product_id:
+            raise RequestError("request needs text, an image, similar_to_product_id, or text with one of them")
+        if req.similar_to_product_id and req.image:
+            raise RequestError("similar_to_product_id cannot be combined with image: the product is the reference")
+        if len(req.similar_to_product_id) > 256:
+            raise RequestError("similar_to_product_id is longer than 256 bytes")
+        if req.similar_scope not in search_pb2.SimilarScope.values():
+            raise RequestError(f"similar_scope has unknown value {req.similar_scope}")
+        if req.similar_scope and not req.similar_to_product_id:
+            raise RequestError("similar_scope needs similar_to_product_id")
+        if req.region_mode not in search_pb2.RegionMode.values():
+            raise RequestError(f"region_mode has unknown value {req.region_mode}")
+        if req.region_mode == search_pb2.REGION_MODE_ON and not req.image:
+            raise RequestError("region_mode ON needs an image")
+        if not 0 <= req.max_regions <= MAX_REGIONS:
+            raise RequestError(f"max_regions must be within 0..{MAX_REGIONS} (0 = default)")
+        self._validate_facets(req.facets)
         if len(req.text) > s.max_text_chars:
             raise RequestError(f"text longer than {s.max_text_chars} characters")
         if len(req.image) > s.max_image_bytes:
@@ -106,12 +137,31 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             exclude_ids=list(f.exclude_ids),
         )
 
+    def _validate_facets(self, spec: search_pb2.FacetSpec) -> None:
+        known = self.state.attribute_keys()
+        for key in spec.attributes:
+            if normalize_attr_key(key) not in known:
+                raise RequestError(
+                    f"unknown facets.attributes key {key!r}; known keys: {', '.join(sorted(known)) or '(none)'}"
+                )
+        edges = list(spec.price_edges)
+        if len(edges) > MAX_FACET_EDGES:
+            raise RequestError(f"facets.price_edges has {len(edges)} entries, at most {MAX_FACET_EDGES}")
+        if any(not math.isfinite(e) or e < 0 for e in edges):
+            raise RequestError("facets.price_edges must be finite numbers >= 0")
+        if any(b <= a for a, b in zip(edges, edges[1:])):
+            raise RequestError("facets.price_edges must be strictly increasing")
+        if not 0 <= spec.limit <= MAX_FACET_LIMIT:
+            raise RequestError(f"facets.limit must be within 0..{MAX_FACET_LIMIT} (0 = default 20)")
+
     def _weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
         d = self.settings.fusion
         fz = req.fusion
         method = {search_pb2.Fusion.WEIGHTED: "weighted", search_pb2.Fusion.RRF: "rrf"}.get(fz.method, d.method)
         if fz.text_weight or fz.image_weight or fz.lexical_weight:
             return method, {TEXT: fz.text_weight, IMAGE: fz.image_weight, LEXICAL: fz.lexical_weight}
+        if kind == "similar":
+            return method, {TEXT: d.similar_text_weight, IMAGE: d.similar_image_weight, LEXICAL: 0.0}
         if kind == "image":
             return method, {TEXT: d.image_query_text_weight, IMAGE: d.image_query_image_weight, LEXICAL: 0.0}
         if kind == "image+text":
@@ -146,6 +196,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             resp = self._rank(request, flt, model_version, generation)
             if cache_key is not None:
                 self.cache.put_result(cache_key, resp.SerializeToString())
+        except ProductNotFoundError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query input rejected by the encoder: {exc}")
         except EncoderUnavailableError as exc:
@@ -170,39 +222,45 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         top_k = req.top_k or DEFAULT_TOP_K
         need = req.offset + top_k
         limit = max(d.min_candidates, d.candidate_factor * need)
+        index = self.state.index
+        notes: list[str] = []
+        reference: Reference | None = None
+        if req.similar_to_product_id:
+            reference = self._reference_by_id(req.similar_to_product_id)
+            flt = scope_filter(flt, reference.payload, req.similar_scope)
+            notes.append(f"similar to {reference.product_id} ({scope_name(req.similar_scope)})")
+        composed = bool(req.text.strip()) and (bool(req.image) or reference is not None)
         t0 = time.perf_counter()
-        plan = plan_query(
-            text=req.text,
-            image=req.image,
-            encoder=self.encoder,
-            model_version=model_version,
-            catalog_language=self.state.meta.catalog_language or self.settings.catalog_language,
-            limit=limit,
-            mix_text_share=d.mix_text_share,
-            locale=req.locale,
-        )
-        t1 = time.perf_counter()
-        results = self.state.index.search(plan.queries, flt)
-        t2 = time.perf_counter()
-        lists = {q.signal: r for q, r in zip(plan.queries, results)}
-        method, weights = self._weights(req, plan.kind)
-        if method == "rrf":
-            fused = fuse_rrf(lists, weights, k=d.rrf_k)
+        regions: list[RegionResult] | None = None
+        use_regions = bool(req.image) and not composed and self._use_regions(req)
+        if reference is not None:
+            plan = similar_plan(reference, limit)
+        elif use_regions:
+            plan = QueryPlan(queries=[], kind="regions")
+        elif composed:
+            # The photo gives the identity; the text is read as modifiers, not embedded.
+            plan = self._plan(req, text="", limit=limit, model_version=model_version)
         else:
-            # Products without photos are ranked on their other signals for text queries; for a
-            # photo-only query they cannot match what was asked, so they keep the pool minimum.
-            no_photo = (
-                set()
-                if plan.kind == "image"
-                else {c.product_id for r in results for c in r if not c.payload.get("n_images")}
-            )
-            fused = fuse_weighted(
-                lists,
-                weights,
-                method=d.normalization,
-                unavailable={IMAGE: no_photo},
-                methods={LEXICAL: d.lexical_normalization},
-            )
+            plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
+        t1 = time.perf_counter()
+        if use_regions:
+            regions, fused, note = self._search_regions(req, flt, model_version, need)
+            notes.append(note)
+            method, weights = "regions", {}
+            t2 = time.perf_counter()
+        else:
+            results = index.search(plan.queries, flt)
+            t2 = time.perf_counter()
+            method, weights, fused = self._fuse(req, plan, results)
+        if composed:
+            if reference is None:
+                reference = photo_reference(plan, results)
+            if reference is not None:
+                mods = parse_modifiers(req.text).without_identity(reference.payload)
+                siblings = find_siblings(index, reference, flt)
+                fused = rerank(fused, reference, siblings, mods)
+                notes.append(describe_composed(reference, mods, len(siblings)))
+                method = f"composed over {method}"
         if req.score_threshold:
             fused = [h for h in fused if h.score >= req.score_threshold]
         page = fused[req.offset : req.offset + top_k]
@@ -215,9 +273,89 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             query_language=plan.language,
             index_generation=generation,
         )
+        explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, plan.explanation, method, weights))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
+        for r in regions or ():
+            group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
+            for h in r.hits[:top_k]:
+                group.hits.append(self._hit(h, req.explain, "", "region", {}))
+        if wants_facets(req.facets):
+            resp.facets.extend(compute_facets(index, flt, req.facets))
+        if req.explain:
+            resp.interpretation = explanation
         return resp
+
+    def _plan(self, req: search_pb2.SearchRequest, *, text: str, limit: int, model_version: str) -> QueryPlan:
+        d = self.settings.fusion
+        return plan_query(
+            text=text,
+            image=req.image,
+            encoder=self.encoder,
+            model_version=model_version,
+            catalog_language=self.state.meta.catalog_language or self.settings.catalog_language,
+            limit=limit,
+            mix_text_share=d.mix_text_share,
+            locale=req.locale,
+        )
+
+    def _use_regions(self, req: search_pb2.SearchRequest) -> bool:
+        if req.region_mode == search_pb2.REGION_MODE_ON:
+            return True
+        if req.region_mode == search_pb2.REGION_MODE_OFF:
+            return False
+        try:
+            return regions_mod.is_scene_like(regions_mod.decode(req.image))
+        except Exception:  # noqa: BLE001 - undecodable: the encoder reports it precisely
+            return False
+
+    def _search_regions(
+        self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, need: int
+    ) -> tuple[list[RegionResult], list[FusedHit], str]:
+        """Proposes regions, embeds each crop, searches all of them in one index batch, merges."""
+        rs = self.settings.regions
+        try:
+            im = regions_mod.decode(req.image)
+        except Exception as exc:  # noqa: BLE001
+            raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
+        boxes = regions_mod.propose(im, req.max_regions or rs.max_regions)
+        crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
+        vecs = self.encoder.images(crops, model_version)
+        using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
+        limit = max(rs.per_region_candidates, need)
+        queries = [SignalQuery(IMAGE, using, dense=v.tolist(), limit=limit) for v in vecs]
+        results = self.state.index.search(queries, flt)
+        regions, merged = regions_mod.merge(boxes, results)
+        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}"
+        return regions, merged, note
+
+    def _reference_by_id(self, product_id: str) -> Reference:
+        stored = self.state.index.retrieve([product_id]).get(product_id)
+        if stored is None:
+            raise ProductNotFoundError(f"similar_to_product_id {product_id!r} is not in the index")
+        return Reference(product_id, stored.payload, "named by id", stored.vectors)
+
+    def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
+        d = self.settings.fusion
+        lists = {q.signal: r for q, r in zip(plan.queries, results)}
+        method, weights = self._weights(req, plan.kind)
+        if method == "rrf":
+            return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
+        # Products without photos are ranked on their other signals for text queries; for a
+        # photo-only query they cannot match what was asked, so they keep the pool minimum.
+        no_photo = (
+            set()
+            if plan.kind in ("image", "similar")
+            else {c.product_id for r in results for c in r if not c.payload.get("n_images")}
+        )
+        fused = fuse_weighted(
+            lists,
+            weights,
+            method=d.normalization,
+            unavailable={IMAGE: no_photo},
+            methods={LEXICAL: d.lexical_normalization},
+        )
+        return method, weights, fused
 
     @staticmethod
     def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
