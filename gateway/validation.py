@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from homesearch.ranking.index.schema import normalize_attr_key
+from homesearch.ranking.journey_checks import journey_field_errors
 from homesearch.v1 import search_pb2
 
 from .config import GatewaySettings
@@ -60,8 +61,11 @@ def validate_request(
     text = req.text
     if text and not text.strip():
         raise RequestError("text is whitespace-only; send real query text or leave it empty")
-    if not text and not req.image:
-        raise RequestError("request has neither text nor image: send text, an image, or both")
+    if not text and not req.image and not req.similar_to_product_id:
+        raise RequestError(
+            "request has neither text, image nor similar_to_product_id: send text, an image, a product id, "
+            "or text with an image or product id"
+        )
     if len(text) > settings.max_text_chars:
         raise RequestError(f"text is too long: {len(text)} characters, at most {settings.max_text_chars}")
     if "\x00" in text:
@@ -98,6 +102,9 @@ def validate_request(
 
     if req.HasField("filter"):
         _validate_filter(req.filter, attribute_keys)
+    problem = journey_field_errors(req, attribute_keys)
+    if problem:
+        raise RequestError(problem)
 
 
 def _validate_filter(

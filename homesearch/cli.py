@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-models": ("homesearch.encoders.prepare", "convert and cache model weights (idempotent)"),
     "train": ("homesearch.encoders.training.cli", "train the image head against the frozen text tower"),
     "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
+    "eval-journeys": ("homesearch.evaluation.journeys", "measure shop the look, composed, similar products through the API"),
     "bench": ("homesearch.bench_cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 

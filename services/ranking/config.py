@@ -57,6 +57,9 @@ class RegionDefaults(BaseModel):
 
     # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
     vector: str = "auto"
+    # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
+    levels: list[int] = [1, 2, 3, 4]
+    # Regions returned in the response (all windows feed the merged list).
     max_regions: int = 8
     # Per-region candidates; the merged list sums each product's best region scores.
     per_region_candidates: int = 30

@@ -32,6 +32,7 @@ _SMALLER = re.compile(r"\b(smaller|small|narrower|shorter|lower|compact|less wid
 _LARGER = re.compile(r"\b(larger|bigger|big|large|wider|longer|taller|higher)\b|更大|大一点|大一些|大号|大的")
 _WITHOUT_EN = re.compile(r"\b(?:without|no|minus|w/o)\s+(?:the\s+|any\s+)?([a-z][a-z\- ]*?)(?=$|[,.;]| and | but )")
 _WITHOUT_ZH = re.compile(r"(?:不带|没有|无|不要|去掉)([\u4e00-\u9fff]{1,4}?)(?:的|$)")
+PART_FACTOR = 0.9
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9\-]*")
 
 
@@ -117,17 +118,18 @@ def phrase_match(phrase: str, attributes: dict[str, str]) -> float:
     """Best token-overlap (Jaccard) of ``phrase`` with any attribute value or value part, 0..1.
 
     The whole value and its comma/slash parts both count ("white, pine" matches "white"
-    at 1.0), the same rule the attribute filter uses.
+    at ``PART_FACTOR``), the same rule the attribute filter uses.
     """
     q = set(tokens(phrase))
     if not q:
         return 0.0
     best = 0.0
     for value in attributes.values():
-        for v in attr_match_values(str(value)):
+        for i, v in enumerate(attr_match_values(str(value))):
             vt = set(tokens(v))
             if vt:
-                best = max(best, len(q & vt) / len(q | vt))
+                # A part ("white" of "white, pine") is a slightly weaker match than a whole value.
+                best = max(best, len(q & vt) / len(q | vt) * (1.0 if i == 0 else PART_FACTOR))
     return best
 
 

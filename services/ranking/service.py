@@ -21,6 +21,7 @@ from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from homesearch.ranking.generation import CatalogState
 from homesearch.ranking.index.schema import IMAGE_VECTOR, SearchFilter, SignalQuery, normalize_attr_key
 from homesearch.ranking.metrics import STAGE_SECONDS
+from homesearch.ranking.journey_checks import journey_field_errors
 from homesearch.ranking.modifiers import parse_modifiers
 from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
 from homesearch.ranking import regions as regions_mod
@@ -41,9 +42,6 @@ class ProductNotFoundError(LookupError):
     """similar_to_product_id names a product the index does not hold (NOT_FOUND)."""
 
 
-MAX_FACET_EDGES = 50
-MAX_FACET_LIMIT = 200
-MAX_REGIONS = 16
 
 
 def canonical_request(req: search_pb2.SearchRequest) -> bytes:
@@ -86,21 +84,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         s = self.settings
         if not req.text.strip() and not req.image and not req.similar_to_product_id:
             raise RequestError("request needs text, an image, similar_to_product_id, or text with one of them")
-        if req.similar_to_product_id and req.image:
-            raise RequestError("similar_to_product_id cannot be combined with image: the product is the reference")
-        if len(req.similar_to_product_id) > 256:
-            raise RequestError("similar_to_product_id is longer than 256 bytes")
-        if req.similar_scope not in search_pb2.SimilarScope.values():
-            raise RequestError(f"similar_scope has unknown value {req.similar_scope}")
-        if req.similar_scope and not req.similar_to_product_id:
-            raise RequestError("similar_scope needs similar_to_product_id")
-        if req.region_mode not in search_pb2.RegionMode.values():
-            raise RequestError(f"region_mode has unknown value {req.region_mode}")
-        if req.region_mode == search_pb2.REGION_MODE_ON and not req.image:
-            raise RequestError("region_mode ON needs an image")
-        if not 0 <= req.max_regions <= MAX_REGIONS:
-            raise RequestError(f"max_regions must be within 0..{MAX_REGIONS} (0 = default)")
-        self._validate_facets(req.facets)
+        problem = journey_field_errors(req, lambda _keys: self.state.attribute_keys())
+        if problem:
+            raise RequestError(problem)
         if len(req.text) > s.max_text_chars:
             raise RequestError(f"text longer than {s.max_text_chars} characters")
         if len(req.image) > s.max_image_bytes:
@@ -136,23 +122,6 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             in_stock_only=f.in_stock_only,
             exclude_ids=list(f.exclude_ids),
         )
-
-    def _validate_facets(self, spec: search_pb2.FacetSpec) -> None:
-        known = self.state.attribute_keys()
-        for key in spec.attributes:
-            if normalize_attr_key(key) not in known:
-                raise RequestError(
-                    f"unknown facets.attributes key {key!r}; known keys: {', '.join(sorted(known)) or '(none)'}"
-                )
-        edges = list(spec.price_edges)
-        if len(edges) > MAX_FACET_EDGES:
-            raise RequestError(f"facets.price_edges has {len(edges)} entries, at most {MAX_FACET_EDGES}")
-        if any(not math.isfinite(e) or e < 0 for e in edges):
-            raise RequestError("facets.price_edges must be finite numbers >= 0")
-        if any(b <= a for a, b in zip(edges, edges[1:])):
-            raise RequestError("facets.price_edges must be strictly increasing")
-        if not 0 <= spec.limit <= MAX_FACET_LIMIT:
-            raise RequestError(f"facets.limit must be within 0..{MAX_FACET_LIMIT} (0 = default 20)")
 
     def _weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
         d = self.settings.fusion
@@ -318,16 +287,16 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
-        boxes = regions_mod.propose(im, req.max_regions or rs.max_regions)
+        boxes = regions_mod.window_boxes(tuple(rs.levels))
         crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
         vecs = self.encoder.images(crops, model_version)
         using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
         limit = max(rs.per_region_candidates, need)
         queries = [SignalQuery(IMAGE, using, dense=v.tolist(), limit=limit) for v in vecs]
         results = self.state.index.search(queries, flt)
-        regions, merged = regions_mod.merge(boxes, results)
-        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}"
-        return regions, merged, note
+        regions, merged = regions_mod.merge(boxes, results, depth=need)
+        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
+        return regions[: req.max_regions or rs.max_regions], merged, note
 
     def _reference_by_id(self, product_id: str) -> Reference:
         stored = self.state.index.retrieve([product_id]).get(product_id)
