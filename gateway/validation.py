@@ -63,7 +63,7 @@ def validate_request(
         raise RequestError("text is whitespace-only; send real query text or leave it empty")
     if not text and not req.image and not req.similar_to_product_id:
         raise RequestError(
-            "request has neither text, image nor similar_to_product_id: send text, an image, a product id, "
+            "request has neither text nor image (nor similar_to_product_id): send text, an image, a product id, "
             "or text with an image or product id"
         )
     if len(text) > settings.max_text_chars:

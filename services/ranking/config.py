@@ -61,6 +61,8 @@ class RegionDefaults(BaseModel):
     levels: list[int] = [1, 2, 3, 4]
     # Regions returned in the response (all windows feed the merged list).
     max_regions: int = 8
+    # Weight of region vector vs product *text* per region (0 = photos only), fused with the photo signal.
+    text_weight: float = 0.0
     # Per-region candidates; the merged list sums each product's best region scores.
     per_region_candidates: int = 30
 

@@ -71,7 +71,9 @@ def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def merge(boxes: list[Box], results: list[list[Candidate]], depth: int) -> tuple[list[RegionResult], list[FusedHit]]:
+def merge(
+    boxes: list[Box], results: list[list[Candidate]], depth: int, order_scores: list[float] | None = None
+) -> tuple[list[RegionResult], list[FusedHit]]:
     """Per-region hit lists, and the merged list by round robin over regions.
 
     Regions are visited best first (by their top score); each round every region contributes
@@ -84,6 +86,9 @@ def merge(boxes: list[Box], results: list[list[Candidate]], depth: int) -> tuple
     for box, cands in zip(boxes, results):
         hits = [FusedHit(c.product_id, c.score, c.payload, {"image": c.score}) for c in cands]
         regions.append(RegionResult(box, hits[0].score if hits else 0.0, hits))
+    if order_scores is not None:  # the region's best photo match, when its list is a per-region fusion
+        for r, score in zip(regions, order_scores):
+            r.score = score
     ordered = sorted(range(len(regions)), key=lambda i: -regions[i].score)
     merged: list[FusedHit] = []
     seen: set[str] = set()

@@ -19,7 +19,7 @@ from homesearch.ranking.composed import describe as describe_composed
 from homesearch.ranking.facets import compute_facets, wants_facets
 from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index.schema import IMAGE_VECTOR, SearchFilter, SignalQuery, normalize_attr_key
+from homesearch.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
 from homesearch.ranking.metrics import STAGE_SECONDS
 from homesearch.ranking.journey_checks import journey_field_errors
 from homesearch.ranking.modifiers import parse_modifiers
@@ -224,8 +224,13 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         if composed:
             if reference is None:
                 reference = photo_reference(plan, results)
-            if reference is not None:
-                mods = parse_modifiers(req.text).without_identity(reference.payload)
+            mods = parse_modifiers(req.text).without_identity(reference.payload) if reference is not None else None
+            if mods is None or (mods.is_empty() and not req.similar_to_product_id):
+                # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
+                plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
+                method, weights, fused = self._fuse(req, plan, index.search(plan.queries, flt))
+                notes.append("text asks for no change to the pictured product: image+text fusion")
+            else:
                 siblings = find_siblings(index, reference, flt)
                 fused = rerank(fused, reference, siblings, mods)
                 notes.append(describe_composed(reference, mods, len(siblings)))
@@ -292,9 +297,20 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         vecs = self.encoder.images(crops, model_version)
         using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
         limit = max(rs.per_region_candidates, need)
-        queries = [SignalQuery(IMAGE, using, dense=v.tolist(), limit=limit) for v in vecs]
-        results = self.state.index.search(queries, flt)
-        regions, merged = regions_mod.merge(boxes, results, depth=need)
+        signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
+        queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
+        flat = self.state.index.search(queries, flt)
+        per_region = [flat[i : i + len(signals)] for i in range(0, len(flat), len(signals))]
+        image_top = [lists[0][0].score if lists[0] else 0.0 for lists in per_region]
+        if len(signals) == 1:
+            results = [lists[0] for lists in per_region]
+        else:  # region photo vs product photos and vs product texts (the LiT space), fused per region
+            weights = {sig: w for sig, _vec, w in signals}
+            results = [
+                [Candidate(h.product_id, h.score, h.payload) for h in fuse_weighted(dict(zip(weights, lists)), weights, method=self.settings.fusion.normalization)]
+                for lists in per_region
+            ]
+        regions, merged = regions_mod.merge(boxes, results, depth=need, order_scores=image_top)
         note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
         return regions[: req.max_regions or rs.max_regions], merged, note
 
