@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     _reexec_with_malloc_tuning()
 
     import torch
-    from homesearch.encoders.client import EncoderClient
-    from homesearch.encoders.launcher import TritonServer
-    from homesearch.encoders.model_spec import ModelSpec
-    from homesearch.encoders.preprocess import ImagePreprocessor
-    from homesearch.encoders.repository import torch_threads
+    from services.encoders.client import EncoderClient
+    from services.encoders.serving.launcher import TritonServer
+    from services.encoders.models.spec import ModelSpec
+    from services.encoders.models.preprocess import ImagePreprocessor
+    from services.encoders.serving.repository import torch_threads
 
     queries, passages, images = load_inputs()
     results: list[dict] = []

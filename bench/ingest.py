@@ -29,7 +29,7 @@ def _catalog_rows(catalog: Path, limit: int | None = None) -> list[dict]:
 
 def encoder_floor(addrs: StackAddrs, catalog: Path, batch: int = 32) -> dict:
     """Seconds to embed every product's passage text and photos directly through Triton."""
-    from homesearch.encoders.client import EncoderClient
+    from services.encoders.client import EncoderClient
 
     rows = _catalog_rows(catalog)
     base = catalog.resolve().parent

@@ -1,6 +1,6 @@
 """Scale suite: the product index at 10k / 100k / 1M synthetic products.
 
-Subject: Qdrant Edge through the project's own index layer (``homesearch.ranking.index.edge.EdgeIndex``:
+Subject: Qdrant Edge through the project's own index layer (``services.ranking.index.edge.EdgeIndex``:
 same collection config, payload indexes, filters and ``search()`` the ranking service uses),
 loaded with ``IndexedProduct`` rows (384-d text vector + realistic payload; no photos, empty BM25).
 Baselines in the same process and run, on the same vectors and queries:
@@ -43,7 +43,7 @@ PRICE_RANGE = (50.0, 150.0)
 
 
 def indexed_products(cat: SyntheticCatalog, arrays: dict[str, np.ndarray], start: int, stop: int) -> list:
-    from homesearch.ranking.index.schema import IndexedProduct, SparseVec, build_payload
+    from services.ranking.index.schema import IndexedProduct, SparseVec, build_payload
 
     out = []
     for i in range(start, stop):
@@ -62,7 +62,7 @@ def indexed_products(cat: SyntheticCatalog, arrays: dict[str, np.ndarray], start
 def load_index(index, cat: SyntheticCatalog, arrays: dict[str, np.ndarray], n: int, batch: int = 1000,
                deadline: float | None = None) -> tuple[float, int]:
     """Upserts products [0, n) in batches; returns (seconds, products loaded) (stops at ``deadline``)."""
-    from homesearch.ranking.index.base import IndexMeta
+    from services.ranking.index.base import IndexMeta
 
     index.ensure_collection(arrays["vectors"].shape[1])
     index.save_meta(IndexMeta(model_version="synthetic", dim=arrays["vectors"].shape[1]))
@@ -77,7 +77,7 @@ def load_index(index, cat: SyntheticCatalog, arrays: dict[str, np.ndarray], n: i
 
 
 def search_filter(kind: str, category_name: str):
-    from homesearch.ranking.index.schema import SearchFilter
+    from services.ranking.index.schema import SearchFilter
 
     if kind == "category":
         return SearchFilter(categories=[category_name])
@@ -96,7 +96,7 @@ def numpy_mask(kind: str, arrays: dict[str, np.ndarray], category: int) -> np.nd
 
 
 def index_query(index, vec: np.ndarray, flt, k: int = 10) -> list[int]:
-    from homesearch.ranking.index.schema import TEXT_VECTOR, SignalQuery
+    from services.ranking.index.schema import TEXT_VECTOR, SignalQuery
 
     res = index.search([SignalQuery("text", TEXT_VECTOR, dense=vec.tolist(), limit=k)], flt)[0]
     return [int(c.product_id.rsplit("-", 1)[1]) for c in res]
@@ -106,7 +106,7 @@ def index_query(index, vec: np.ndarray, flt, k: int = 10) -> list[int]:
 
 
 def run_size(n: int, args: argparse.Namespace, cat: SyntheticCatalog, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    from homesearch.ranking.index.edge import EdgeIndex
+    from services.ranking.index.edge import EdgeIndex
 
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -219,7 +219,7 @@ def run_size(n: int, args: argparse.Namespace, cat: SyntheticCatalog, log: Calla
     # 3) qdrant-client local mode (functional double) where it can cope.
     local_build = None
     if n <= args.local_max:
-        from homesearch.ranking.index.server import ServerIndex
+        from services.ranking.index.server import ServerIndex
 
         gc.collect()
         rss0 = rss_bytes()

@@ -91,7 +91,7 @@ class Clients:
         self.health = health_pb2_grpc.HealthStub(self.gw_channel)
         self.health_req = health_pb2.HealthCheckRequest(service="")
         self.md = (("authorization", f"Bearer {addrs.api_key}"),) if addrs.api_key else ()
-        from homesearch.encoders.client import EncoderClient
+        from services.encoders.client import EncoderClient
 
         self.encoder = EncoderClient(addrs.triton, timeout_s=60)
 

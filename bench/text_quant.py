@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from homesearch.encoders.e5_text import E5TextEncoder
+    from services.encoders.models.e5_text import E5TextEncoder
 
     torch.set_num_threads(args.threads)
     fp32 = E5TextEncoder()

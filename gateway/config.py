@@ -1,6 +1,6 @@
 """Gateway configuration: environment variables (``HOMESEARCH_GATEWAY_*`` plus the
 shared ``HOMESEARCH_API_KEYS`` / ``HOMESEARCH_AUTH_DISABLED``), overridable by
-command-line flags in :mod:`homesearch.gateway.server`.
+command-line flags in :mod:`gateway.server`.
 """
 
 from __future__ import annotations

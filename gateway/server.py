@@ -2,7 +2,7 @@
 
 Configuration comes from ``HOMESEARCH_GATEWAY_*`` environment variables,
 ``HOMESEARCH_API_KEYS`` and ``HOMESEARCH_AUTH_DISABLED`` (see
-:mod:`homesearch.gateway.config`); flags override them.
+:mod:`gateway.config`); flags override them.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import grpc
 
-from homesearch.grpc_server import GrpcService, PortInUseError, ServiceSpec
-from homesearch.logging import configure_logging
+from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
+from homesearch.observability.logging import configure_logging
 
 from .auth import ApiKeyAuth, AuthInterceptor, ConfigError, parse_api_keys
 from .config import GatewaySettings
 from .rate_limit import RateLimiter
 from .service import REJECTED, SEARCH_SERVICE, HealthMonitor, RankingClient, SearchServicer
 
-log = logging.getLogger("homesearch.gateway")
+log = logging.getLogger("gateway")
 
 
 @dataclass

@@ -20,8 +20,8 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Gauge
 
-from homesearch.grpc_server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
-from homesearch.logging import request_id_var
+from homesearch.rpc.server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
+from homesearch.observability.logging import request_id_var
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 from .auth import caller_var

@@ -473,7 +473,7 @@ class Stack:
 
     def demo(self) -> None:
         from homesearch.client import HomesearchClient, HomesearchError
-        from homesearch.search_cli import format_table
+        from homesearch.cli.search import format_table
 
         qfile = self.args.demo_queries
         if qfile is None:

@@ -8,7 +8,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from homesearch.grpc_server import GrpcService, PortInUseError, ServiceSpec
+from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 
 
 def _spec() -> ServiceSpec:

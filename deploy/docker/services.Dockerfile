@@ -23,6 +23,7 @@ COPY homesearch homesearch
 # The encoders' code comes along for its gRPC client; their models run in the Triton image.
 COPY services services
 COPY gateway gateway
+COPY bench bench
 RUN pip install --no-deps --constraint requirements.lock -e .
 
 USER homesearch

@@ -16,6 +16,7 @@ COPY protos protos
 COPY homesearch homesearch
 COPY services services
 COPY gateway gateway
+COPY bench bench
 # CUDA build of torch (the image's default python is 3.10); numpy<2 per the backend notes.
 RUN pip install --constraint requirements.lock -e ".[models]" "tritonclient[grpc]"
 

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
                     "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
     if args.index:
-        from homesearch.ranking.ingest.cli import main as index_main
+        from services.ranking.ingest.cli import main as index_main
 
         with tempfile.TemporaryDirectory() as tmp:
             sub = catalog_path

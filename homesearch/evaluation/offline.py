@@ -70,8 +70,8 @@ def strip_colour(p: dict) -> dict:
 
 def text_signals(h: HeldOut, query_emb: np.ndarray | None = None, colour_in_text: bool = True) -> dict[str, np.ndarray]:
     """(Q, G) scores for the text-side signals: bm25, tfidf, e5 text->text."""
-    from homesearch.encoders.training import text as T
-    from homesearch.encoders.training.train import product_text as e5_product_text
+    from services.encoders.training import text as T
+    from services.encoders.training.train import product_text as e5_product_text
     from homesearch.evaluation.baselines import BM25, TfIdf, product_text
 
     gal = [h.catalog[i] for i in h.gallery_idx]

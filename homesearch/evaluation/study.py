@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the full report here")
     args = ap.parse_args(argv)
 
-    from homesearch.encoders.training import features as F
-    from homesearch.encoders.training import text as T
+    from services.encoders.training import features as F
+    from services.encoders.training import text as T
     from homesearch.evaluation import fusion
     from homesearch.evaluation.baselines import image_to_image_scores, image_to_image_task
     from homesearch.evaluation.metrics import evaluate_scores
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.head:
         import torch
 
-        from homesearch.encoders.training.head import load_head
+        from services.encoders.training.head import load_head
 
         head, card = load_head(args.head)
         backbone = card.get("backbone", "efficientnet-lite0").replace("efficientnet-", "")

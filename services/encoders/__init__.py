@@ -1,4 +1,4 @@
-"""Text and image encoders served by Triton (``homesearch.encoders``).
+"""Text and image encoders served by Triton (``services.encoders``).
 
 Public entry points: ``client.EncoderClient`` (used by the ranking service),
 ``launcher.TritonServer`` / ``launcher.main`` (``homesearch triton``) and

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import numpy as np
-from homesearch.encoders import wire
+from services.encoders.serving import wire
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 import redis
 
-from homesearch.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REQUESTS
+from services.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 

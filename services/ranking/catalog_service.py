@@ -23,18 +23,18 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from homesearch.encoders.client import EncoderError, EncoderUnavailableError, InvalidInputError
-from homesearch.ranking.config import RankingSettings
-from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index.base import ModelMismatchError
-from homesearch.ranking.index.schema import (
+from services.encoders.client import EncoderError, EncoderUnavailableError, InvalidInputError
+from services.ranking.config import RankingSettings
+from services.ranking.generation import CatalogState
+from services.ranking.index.base import ModelMismatchError
+from services.ranking.index.schema import (
     IndexedProduct,
     SparseVec,
     build_payload,
     content_hash,
     normalize_attr_key,
 )
-from homesearch.ranking.metrics import INGEST_BATCH_SECONDS, INGEST_DELETED, INGEST_PRODUCTS
+from services.ranking.metrics import INGEST_BATCH_SECONDS, INGEST_DELETED, INGEST_PRODUCTS
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             return items
 
     def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
-        from homesearch.ranking.language import bm25_document_vector, enrich_document
+        from services.ranking.language import bm25_document_vector, enrich_document
 
         p = x.product
         sparse = bm25_document_vector(enrich_document(lexical_text(p), enrichment_languages(self.state.meta.catalog_language)))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from homesearch.ranking.index.schema import Candidate
+from services.ranking.index.schema import Candidate
 
 _EPS = 1e-9
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from homesearch.ranking.cache import RedisCache
-from homesearch.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
-from homesearch.ranking.metrics import INDEX_DISK_BYTES, INDEX_GENERATION, INDEX_PRODUCTS
+from services.ranking.cache import RedisCache
+from services.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
+from services.ranking.metrics import INDEX_DISK_BYTES, INDEX_GENERATION, INDEX_PRODUCTS
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from homesearch.metrics import LATENCY_BUCKETS
+from homesearch.observability.metrics import LATENCY_BUCKETS
 
 STAGE_SECONDS = Histogram(
     "homesearch_stage_seconds",

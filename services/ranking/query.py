@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from homesearch.ranking.cache import RedisCache
-from homesearch.ranking.index.schema import (
+from services.ranking.cache import RedisCache
+from services.ranking.index.schema import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     TEXT_VECTOR,
@@ -50,7 +50,7 @@ class QueryEncoder:
         return self.encoder.model_info().model_version
 
     def text(self, text: str, model_version: str) -> np.ndarray:
-        from homesearch.ranking.language import normalize
+        from services.ranking.language import normalize
 
         key = self.cache.embedding_key(model_version, "q", normalize(text).encode("utf-8"))
         vec = self.cache.get_embedding(key)
@@ -98,7 +98,7 @@ def plan_query(
     locale: str = "",
 ) -> QueryPlan:
     """Embeds the query and lists the index searches to run (one batch, one round trip)."""
-    from homesearch.ranking.language import analyze_query
+    from services.ranking.language import analyze_query
 
     queries: list[SignalQuery] = []
     plan = QueryPlan(queries=queries)

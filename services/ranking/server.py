@@ -18,16 +18,16 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
-from homesearch.grpc_server import GrpcService, PortInUseError, ServiceSpec
-from homesearch.logging import configure_logging
-from homesearch.metrics import start_metrics_server
-from homesearch.ranking.cache import CircuitBreaker, RedisCache
-from homesearch.ranking.catalog_service import CatalogServicer
-from homesearch.ranking.config import RankingSettings
-from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index import ModelMismatchError, open_index
-from homesearch.ranking.query import QueryEncoder
-from homesearch.ranking.service import RankingServicer
+from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
+from homesearch.observability.logging import configure_logging
+from homesearch.observability.metrics import start_metrics_server
+from services.ranking.cache import CircuitBreaker, RedisCache
+from services.ranking.catalog_service import CatalogServicer
+from services.ranking.config import RankingSettings
+from services.ranking.generation import CatalogState
+from services.ranking.index import ModelMismatchError, open_index
+from services.ranking.query import QueryEncoder
+from services.ranking.service import RankingServicer
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class RankingApp:
     def __init__(self, settings: RankingSettings, encoder=None, cache: RedisCache | None = None) -> None:
         self.settings = settings
         if encoder is None:
-            from homesearch.encoders.client import EncoderClient
+            from services.encoders.client import EncoderClient
 
             encoder = EncoderClient(settings.triton_url, timeout_s=settings.encoder_timeout_s)
         self.encoder = encoder
@@ -108,7 +108,7 @@ class RankingApp:
         except Exception:
             self.index.close()
             raise
-        from homesearch.ranking.language import warm_up
+        from services.ranking.language import warm_up
 
         warm_up()  # jieba + glossary load now, not on the first query
         self.query_encoder = QueryEncoder(encoder, self.cache)
@@ -158,7 +158,7 @@ class RankingApp:
 
 def _wait_for_model_info(encoder, timeout_s: float):
     """The index schema needs the embedding dim: wait (bounded) for Triton started beside us."""
-    from homesearch.encoders.client import EncoderUnavailableError
+    from services.encoders.client import EncoderUnavailableError
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -12,7 +12,7 @@ from tests.encoders.helpers import IKEA
 
 @pytest.fixture(scope="session")
 def encoder_client(triton_server) -> Iterator[object]:
-    from homesearch.encoders.client import EncoderClient
+    from services.encoders.client import EncoderClient
 
     client = EncoderClient(triton_server.grpc_url, timeout_s=60.0)
     yield client

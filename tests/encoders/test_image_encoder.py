@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from homesearch.encoders.client import InvalidInputError
+from services.encoders.client import InvalidInputError
 from PIL import Image
 
 from tests.encoders.helpers import IMAGENET_EXPECTED, encode_as
@@ -21,13 +21,13 @@ def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def effnet():
-    from homesearch.encoders.effnet_image import EffNetImageEncoder
+    from services.encoders.models.effnet_image import EffNetImageEncoder
 
     return EffNetImageEncoder(head_dir=None)
 
 
 def _top1(effnet, photos, spec) -> dict[str, int]:
-    from homesearch.encoders.preprocess import ImagePreprocessor
+    from services.encoders.models.preprocess import ImagePreprocessor
 
     names = sorted(photos)
     pixels, ok, errors = ImagePreprocessor(spec, torch.device("cpu"))([photos[n] for n in names])
@@ -36,7 +36,7 @@ def _top1(effnet, photos, spec) -> dict[str, int]:
 
 
 def test_effnet_lite0_imagenet_labels_are_sensible(effnet, photos):
-    from homesearch.encoders.effnet_image import DEFAULT_PIXELS
+    from services.encoders.models.effnet_image import DEFAULT_PIXELS
 
     top1 = _top1(effnet, photos, DEFAULT_PIXELS)
     wrong = {n: c for n, c in top1.items() if c not in IMAGENET_EXPECTED[n]}
@@ -45,7 +45,7 @@ def test_effnet_lite0_imagenet_labels_are_sensible(effnet, photos):
 
 def test_minus_one_to_one_normalisation_beats_imagenet_mean_std(effnet, photos):
     """Why DEFAULT_PIXELS is [-1, 1]: the Lite checkpoints expect it (4/4 vs 3/4 here)."""
-    from homesearch.encoders.effnet_image import DEFAULT_PIXELS, IMAGENET_PIXELS
+    from services.encoders.models.effnet_image import DEFAULT_PIXELS, IMAGENET_PIXELS
 
     def hits(spec) -> int:
         return sum(c in IMAGENET_EXPECTED[n] for n, c in _top1(effnet, photos, spec).items())
@@ -73,8 +73,8 @@ def test_batch_equals_single(encoder_client, photos):
 
 def test_served_vectors_equal_in_process_model(encoder_client, photos):
     """Triton adds transport only: same vectors as calling the PyTorch model directly."""
-    from homesearch.encoders.model_spec import ModelSpec
-    from homesearch.encoders.preprocess import ImagePreprocessor
+    from services.encoders.models.spec import ModelSpec
+    from services.encoders.models.preprocess import ImagePreprocessor
 
     enc = ModelSpec().build_image()
     imgs = list(photos.values())
@@ -150,7 +150,7 @@ def test_bad_request_does_not_fail_others_in_the_same_dynamic_batch(triton_serve
     """Concurrent requests, some with a corrupt image, share dynamic batches on the server:
     only the bad requests fail; the good ones get the same vectors as when sent alone."""
     import tritonclient.grpc as g
-    from homesearch.encoders.client import EncoderClient
+    from services.encoders.client import EncoderClient
 
     def executions() -> int:
         """Model executions so far, once the counter has settled (stats lag the responses)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from homesearch.encoders.image_head import (
+from services.encoders.models.image_head import (
     HEAD_FORMAT,
     RANDOM_HEAD_VERSION,
     HeadFormatError,
@@ -51,7 +51,7 @@ def write_head(directory: Path, version: str = "test-head-v1", hidden: int = 204
 
 @pytest.mark.parametrize("weights", ["head.safetensors", "head.pt"])
 def test_trained_head_loads_and_names_the_version(tmp_path, weights):
-    from homesearch.encoders.effnet_image import EffNetImageEncoder
+    from services.encoders.models.effnet_image import EffNetImageEncoder
 
     d = write_head(tmp_path / "head", weights=weights)
     assert head_version(d) == "test-head-v1"
@@ -90,8 +90,8 @@ def test_bad_cards_are_clear_errors(tmp_path):
 
 def test_rendered_config_names_the_trained_head(tmp_path):
     from google.protobuf import text_format
-    from homesearch.encoders.config import TritonSettings
-    from homesearch.encoders.repository import render_repository
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.repository import render_repository
     from tritonclient.grpc import model_config_pb2 as mc
 
     d = write_head(tmp_path / "head", version="lit-e5-v7", hidden=64)
@@ -104,8 +104,8 @@ def test_rendered_config_names_the_trained_head(tmp_path):
 
 def test_colour_histogram_head_card(tmp_path):
     """A card declaring colour_hist_bins takes 1280 + bins**3 inputs; the tower concatenates them."""
-    from homesearch.encoders.colour import COLOUR_HIST_METHOD, colour_histogram
-    from homesearch.encoders.effnet_image import EffNetImageEncoder
+    from services.encoders.models.colour import COLOUR_HIST_METHOD, colour_histogram
+    from services.encoders.models.effnet_image import EffNetImageEncoder
 
     d = write_head(tmp_path / "h", colour_hist_bins=4)
     head = load_head(d, 1280, 384)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
-from homesearch.encoders.config import TritonSettings
-from homesearch.encoders.launcher import (
+from services.encoders.serving.config import TritonSettings
+from services.encoders.serving.launcher import (
     PortInUseError,
     TritonNotFoundError,
     TritonServer,
@@ -19,7 +19,7 @@ from homesearch.encoders.launcher import (
     locate_triton,
     server_environment,
 )
-from homesearch.encoders.repository import render_repository
+from services.encoders.serving.repository import render_repository
 from tritonclient.grpc import model_config_pb2 as mc
 
 
@@ -42,7 +42,7 @@ def test_missing_binary_is_a_clear_error(tmp_path):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "homesearch.encoders.launcher", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "services.encoders.serving.launcher", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -101,7 +101,7 @@ def test_render_repository_gpu_kind_is_explicit(tmp_path):
 
 
 def test_templates_in_git_are_valid_configs():
-    from homesearch.encoders.repository import TEMPLATE_DIR
+    from services.encoders.serving.repository import TEMPLATE_DIR
 
     for name in ("text_encoder", "image_encoder"):
         cfg = text_format.Parse((TEMPLATE_DIR / name / "config.pbtxt").read_text(), mc.ModelConfig())
@@ -109,7 +109,7 @@ def test_templates_in_git_are_valid_configs():
 
 
 def test_server_log_lines_become_records(caplog):
-    caplog.set_level("DEBUG", logger="homesearch.encoders.tritonserver")
+    caplog.set_level("DEBUG", logger="services.encoders.serving.tritonserver")
     _forward_line('E1126 19:18:43.838511 13852 model_lifecycle.cc:642] "failed to load"\n')
     _forward_line('{"ts": "x", "level": "warning", "logger": "m", "msg": "head missing", "head_version": "v0"}\n')
     _forward_line("plain line\n")
@@ -133,7 +133,7 @@ def test_cli_serves_until_sigterm_then_stops_cleanly(tmp_path):
     import signal
 
     env = {**os.environ, "HOMESEARCH_LOG_FORMAT": "json", "HOMESEARCH_TRITON_DEVICE": "cpu"}
-    cmd = [sys.executable, "-m", "homesearch.encoders.launcher", "--grpc-port", "0", "--http-port", "0",
+    cmd = [sys.executable, "-m", "services.encoders.serving.launcher", "--grpc-port", "0", "--http-port", "0",
            "--metrics-port", "0", "--work-dir", str(tmp_path / "work")]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     ready = None
@@ -148,7 +148,7 @@ def test_cli_serves_until_sigterm_then_stops_cleanly(tmp_path):
                 if rec.get("msg") == "tritonserver ready":
                     ready = rec
         assert ready is not None, "launcher never became ready"
-        from homesearch.encoders.client import EncoderClient
+        from services.encoders.client import EncoderClient
 
         with EncoderClient(ready["grpc_url"], timeout_s=30) as client:
             assert client.is_ready()

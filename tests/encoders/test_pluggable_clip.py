@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from homesearch.encoders.client import EncoderClient, InvalidInputError
-from homesearch.encoders.model_spec import ModelSpec
-from homesearch.encoders.preprocess import ImagePreprocessor
+from services.encoders.client import EncoderClient, InvalidInputError
+from services.encoders.models.spec import ModelSpec
+from services.encoders.models.preprocess import ImagePreprocessor
 from PIL import Image
 
 from tests.encoders.helpers import encode_as
@@ -33,7 +33,7 @@ def small_photo(photos) -> bytes:
 @pytest.fixture(scope="module")
 def clip_server(tiny_clip_dir) -> Iterator[object]:
     """A second tritonserver serving the tiny CLIP, with small configurable input limits."""
-    from homesearch.encoders.launcher import TritonServer
+    from services.encoders.serving.launcher import TritonServer
 
     with TritonServer(
         model_dir=tiny_clip_dir,
@@ -63,7 +63,7 @@ def test_chinese_clip_checkpoint_loads_in_process(tmp_path, small_photo):
 
 
 def test_openclip_layout_gives_a_clear_error(tmp_path):
-    from homesearch.encoders.clip_models import CheckpointError
+    from services.encoders.models.clip_models import CheckpointError
 
     (tmp_path / "open_clip_config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="OpenCLIP"):

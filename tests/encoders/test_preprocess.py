@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from homesearch.encoders.encoders import PixelSpec
-from homesearch.encoders.preprocess import ImagePreprocessor, _orient, resize_pad
+from services.encoders.models.base import PixelSpec
+from services.encoders.models.preprocess import ImagePreprocessor, _orient, resize_pad
 from PIL import Image, ImageOps
 
 from tests.encoders.helpers import encode_as

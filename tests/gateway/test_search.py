@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from homesearch import search_cli
+from homesearch.cli import search as search_cli
 from homesearch.client import HomesearchClient
 from tests.fixtures.gateway import API_KEY
 from tests.fixtures.ranking import draw_product_image

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from homesearch.client import Fusion, SearchResult, hit_from_proto
-from homesearch.gateway.auth import ApiKeyAuth, ConfigError, bearer_token, parse_api_keys
-from homesearch.gateway.config import GatewaySettings
-from homesearch.gateway.rate_limit import RateLimiter
-from homesearch.gateway.validation import RequestError, sniff_image_type, validate_request
-from homesearch.search_cli import format_table
+from gateway.auth import ApiKeyAuth, ConfigError, bearer_token, parse_api_keys
+from gateway.config import GatewaySettings
+from gateway.rate_limit import RateLimiter
+from gateway.validation import RequestError, sniff_image_type, validate_request
+from homesearch.cli.search import format_table
 from homesearch.v1 import search_pb2
 
 S = GatewaySettings(api_keys="x:12345678")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from homesearch.ranking.language.measure import REPO, _default_shared, read_jsonl
+from bench.language_measure import REPO, _default_shared, read_jsonl
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from homesearch.ranking.language import detect_language
+from services.ranking.language import detect_language
 
-from homesearch.ranking.language.measure import read_jsonl
+from bench.language_measure import read_jsonl
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -42,7 +42,7 @@ def test_ikea_query_sets(repo: Path, shared_catalog: list[dict], name: str, mini
 
 
 def _shared_queries(_catalog: list[dict]) -> Path:
-    from homesearch.ranking.language.measure import _default_shared
+    from bench.language_measure import _default_shared
 
     return _default_shared() / "data/ikea/queries.jsonl"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from homesearch.ranking.language import detect_language
+from services.ranking.language import detect_language
 
 
 @pytest.mark.parametrize(

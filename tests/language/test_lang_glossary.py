@@ -1,7 +1,7 @@
 from collections import Counter
 
-from homesearch.ranking.language import normalize
-from homesearch.ranking.language.glossary import GLOSSARY_PATH, KINDS, NUM, get_glossary, load_entries
+from services.ranking.language import normalize
+from services.ranking.language.glossary import GLOSSARY_PATH, KINDS, NUM, get_glossary, load_entries
 
 
 def test_glossary_well_formed() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from homesearch.ranking.language import normalize
-from homesearch.ranking.language.normalize import chinese_number_to_int, fold
+from services.ranking.language import normalize
+from services.ranking.language.normalize import chinese_number_to_int, fold
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_chinese_number_rejects_non_numerals() -> None:
 def test_fallback_table_agrees_with_opencc() -> None:
     """The shipped trad→simp table (used without the opencc wheel) must not contradict OpenCC."""
     opencc = pytest.importorskip("opencc")
-    from homesearch.ranking.language.normalize import _T2S_FALLBACK
+    from services.ranking.language.normalize import _T2S_FALLBACK
 
     cc = opencc.OpenCC("t2s")
     assert all(cc.convert(chr(k)) == chr(v) for k, v in _T2S_FALLBACK.items())

@@ -1,6 +1,6 @@
 import pytest
 
-from homesearch.ranking.language import QueryAnalysis, analyze_query, enrich_document, term_index, tokenize
+from services.ranking.language import QueryAnalysis, analyze_query, enrich_document, term_index, tokenize
 
 
 def test_brand_kept_and_translated() -> None:

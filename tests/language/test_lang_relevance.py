@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homesearch.ranking.language import analyze_query, bm25_query_vector
-from homesearch.ranking.language.measure import BM25Index, product_text
+from services.ranking.language import analyze_query, bm25_query_vector
+from bench.language_measure import BM25Index, product_text
 
-from homesearch.ranking.language.measure import read_jsonl
+from bench.language_measure import read_jsonl
 
 
 def test_zh_bm25_top10_within_10pct_of_english(repo: Path, shared_catalog: list[dict]) -> None:

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from homesearch.ranking.language import SparseVector, bm25_document_vector, bm25_query_vector, term_index
+from services.ranking.language import SparseVector, bm25_document_vector, bm25_query_vector, term_index
 
 
 def test_term_index_range_and_determinism() -> None:
@@ -18,7 +18,7 @@ def test_term_index_stable_across_processes() -> None:
     """Same token → same index in a fresh interpreter with a different hash seed."""
     terms = ["沙发", "sofa", "kallax", "布艺沙发"]
     code = (
-        "from homesearch.ranking.language import term_index;"
+        "from services.ranking.language import term_index;"
         f"print(','.join(str(term_index(t)) for t in {terms!r}))"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
@@ -60,7 +60,7 @@ def test_empty() -> None:
 
 
 def test_collisions_are_merged(monkeypatch: pytest.MonkeyPatch) -> None:
-    from homesearch.ranking.language import sparse
+    from services.ranking.language import sparse
 
     monkeypatch.setattr(sparse, "term_index", lambda t: 7)
     v = sparse.bm25_document_vector("grey sofa", avg_doc_len=2.0)

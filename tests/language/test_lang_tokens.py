@@ -1,7 +1,7 @@
 import pytest
 
-from homesearch.ranking.language import tokenize
-from homesearch.ranking.language.tokens import stem
+from services.ranking.language import tokenize
+from services.ranking.language.tokens import stem
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import time
 import numpy as np
 from prometheus_client import REGISTRY
 
-from homesearch.ranking.cache import CircuitBreaker, RedisCache
+from services.ranking.cache import CircuitBreaker, RedisCache
 
 
 def _count(cache: str, result: str) -> float:

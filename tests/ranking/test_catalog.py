@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from homesearch.ranking.index.base import IndexMeta, ModelMismatchError
-from homesearch.ranking.index.schema import SearchFilter, SignalQuery
+from services.ranking.index.base import IndexMeta, ModelMismatchError
+from services.ranking.index.schema import SearchFilter, SignalQuery
 from homesearch.v1 import ranking_pb2, search_pb2
 from tests.fixtures.ranking import draw_product_image, make_product, sample_products
 
@@ -115,7 +115,7 @@ def test_delete_unknown_ids_reported(make_ranking_service):
 def test_catalog_language_setting_applies_to_a_new_index(make_ranking_service):
     """HOMESEARCH_RANKING_CATALOG_LANGUAGE=zh must reach query analysis (it was masked by the
     IndexMeta default "en") and Chinese products must get English glossary terms for BM25."""
-    from homesearch.ranking.catalog_service import enrichment_languages
+    from services.ranking.catalog_service import enrichment_languages
 
     assert IndexMeta().catalog_language == ""
     assert enrichment_languages("en") == ("zh",) and enrichment_languages("zh") == ("en",)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from homesearch.ranking import server
-from homesearch.ranking.config import RankingSettings
+from services.ranking import server
+from services.ranking.config import RankingSettings
 
 
 def test_env_and_flags(monkeypatch):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from homesearch.ranking.fusion import fuse_rrf, fuse_weighted, normalize
-from homesearch.ranking.index.schema import Candidate
+from services.ranking.fusion import fuse_rrf, fuse_weighted, normalize
+from services.ranking.index.schema import Candidate
 
 
 def _c(pid: str, score: float) -> Candidate:

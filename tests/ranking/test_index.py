@@ -6,16 +6,16 @@ import time
 import numpy as np
 import pytest
 
-from homesearch.ranking.index.base import IndexMeta
-from homesearch.ranking.index.edge import EdgeIndex
-from homesearch.ranking.index.schema import (
+from services.ranking.index.base import IndexMeta
+from services.ranking.index.edge import EdgeIndex
+from services.ranking.index.schema import (
     IndexedProduct,
     SearchFilter,
     SignalQuery,
     SparseVec,
     build_payload,
 )
-from homesearch.ranking.index.server import ServerIndex
+from services.ranking.index.server import ServerIndex
 
 DIM = 8
 
@@ -148,7 +148,7 @@ def test_edge_persists_across_reopen(tmp_path):
 
 def test_edge_writes_schedule_one_optimisation_after_a_quiet_period(tmp_path):
     """Qdrant Edge never optimises by itself; a burst of writes must trigger exactly one run."""
-    from homesearch.ranking.index.edge import _DebouncedOptimizer
+    from services.ranking.index.edge import _DebouncedOptimizer
 
     calls = []
     debouncer = _DebouncedOptimizer(lambda: calls.append(time.monotonic()) or True, delay_s=0.3)

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from homesearch.ranking.ingest import cli, cli_delete
-from homesearch.ranking.ingest.images import ImageLoadError, load_image
-from homesearch.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
+from services.ranking.ingest import cli, cli_delete
+from services.ranking.ingest.images import ImageLoadError, load_image
+from services.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
 from tests.fixtures.ranking import draw_product_image
 
 

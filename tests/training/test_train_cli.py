@@ -36,7 +36,7 @@ def _catalog(tmp_path):
 
 
 def test_help(capsys):
-    from homesearch.encoders.training.cli import main
+    from services.encoders.training.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["--help"])
@@ -56,15 +56,15 @@ def _fake_views(products, catalog_dir, backbone="lite0", **kw):
 
 def test_extract_views_match_the_serving_image_tower(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
-    from homesearch.encoders.training import features as F
+    from services.encoders.training import features as F
 
     catalog = _catalog(tmp_path)
     prods = [json.loads(line) for line in catalog.read_text().splitlines()][:1]
     views = F.extract_views(prods, catalog.parent, progress=False)
     assert views.shape == (1, 5, 1280)
     try:
-        from homesearch.encoders.effnet_image import DEFAULT_PIXELS, EffNetImageEncoder
-        from homesearch.encoders.preprocess import ImagePreprocessor
+        from services.encoders.models.effnet_image import DEFAULT_PIXELS, EffNetImageEncoder
+        from services.encoders.models.preprocess import ImagePreprocessor
     except ImportError:
         pytest.skip("encoders' image tower not present")
     enc = EffNetImageEncoder(head_dir=None)
@@ -76,9 +76,9 @@ def test_extract_views_match_the_serving_image_tower(tmp_path, monkeypatch):
 
 def test_train_writes_a_head_the_server_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
-    from homesearch.encoders.training import features as F
-    from homesearch.encoders.training.cli import main
-    from homesearch.encoders.training.head import load_head
+    from services.encoders.training import features as F
+    from services.encoders.training.cli import main
+    from services.encoders.training.head import load_head
 
     monkeypatch.setattr(F, "extract_views", _fake_views)
     catalog = _catalog(tmp_path)
@@ -97,7 +97,7 @@ def test_train_writes_a_head_the_server_loads(tmp_path, monkeypatch):
     x = torch.randn(4, 1280)
     mine = ours(x)
     try:
-        from homesearch.encoders.image_head import load_head as serving_load
+        from services.encoders.models.image_head import load_head as serving_load
     except ImportError:
         pytest.skip("encoders' head loader not present")
     served = torch.nn.functional.normalize(serving_load(d, 1280, 384)(x), dim=-1)
@@ -111,15 +111,15 @@ def test_train_writes_a_head_the_server_loads(tmp_path, monkeypatch):
 
 def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
     """`--colour-hist 4` writes a card declaring the histogram input; the serving image tower loads
-    it and feeds it exactly the histogram training used (the shared homesearch.encoders.colour)."""
+    it and feeds it exactly the histogram training used (the shared services.encoders.models.colour)."""
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
-    from homesearch.encoders.training import features as F
-    from homesearch.encoders.training.cli import main
-    from homesearch.encoders.training.head import load_head
+    from services.encoders.training import features as F
+    from services.encoders.training.cli import main
+    from services.encoders.training.head import load_head
 
     try:
-        from homesearch.encoders.effnet_image import EffNetImageEncoder
-        from homesearch.encoders.preprocess import ImagePreprocessor
+        from services.encoders.models.effnet_image import EffNetImageEncoder
+        from services.encoders.models.preprocess import ImagePreprocessor
     except ImportError:
         pytest.skip("encoders' image tower not present")
     monkeypatch.setattr(F, "extract_views", _fake_views)

@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
               "not implemented (too slow on CPU, see docs/evaluation.md)", file=sys.stderr)
         return 2
     import torch
-    from homesearch.encoders.colour import COLOUR_HIST_METHOD
-    from homesearch.encoders.training import features as F
-    from homesearch.encoders.training import text as T
-    from homesearch.encoders.training.head import save_head
-    from homesearch.encoders.training.train import (
+    from services.encoders.models.colour import COLOUR_HIST_METHOD
+    from services.encoders.training import features as F
+    from services.encoders.training import text as T
+    from services.encoders.training.head import save_head
+    from services.encoders.training.train import (
         TrainConfig,
         captions,
         category_of,
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "serving_notes": {"preprocessing": pre_src,
                           "pooling": "global average of extract_features -> 1280"
                                      + (f", then + {cfg.colour_hist_bins}^3 colour histogram of the padded view "
-                                        "(homesearch.encoders.colour), z-scored together" if cfg.colour_hist_bins else ""),
+                                        "(services.encoders.models.colour), z-scored together" if cfg.colour_hist_bins else ""),
                           "eval_views_in_metrics": "text_to_image = mean of pooled features of the padded image and its "
                                                    "mirror; text_to_image_pad_view_only = what a single forward serves",
                           "colour_hist_bins": cfg.colour_hist_bins,

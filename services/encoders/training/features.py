@@ -1,7 +1,7 @@
 """Image preprocessing, backbone loading and cached backbone-feature extraction.
 
 Serving and training must see identical features: for the lite0 backbone the views are built
-with the encoders' serving code (``homesearch.encoders.preprocess.ImagePreprocessor`` on the
+with the encoders' serving code (``services.encoders.models.preprocess.ImagePreprocessor`` on the
 file bytes, ``effnet_image.load_backbone``, average pool as ``EffNetImageEncoder.features``).
 The local reference implementation (pad to a white square, PIL bilinear resize, [-1, 1]) is the
 fallback and the lite2 path.
@@ -23,7 +23,7 @@ VIEWS = ("pad", "flip", "center_crop", "zoom80", "zoom80_flip")
 EVAL_VIEWS = (0, 1)
 FEATURE_DIM = 1280
 BACKBONE_INPUT = {"lite0": 224, "lite2": 224}  # the recipe uses 224 for both (lite2 native is 260)
-PREPROC_VERSION = "v2"  # v2: lite0 views through homesearch.encoders.preprocess (serving parity)
+PREPROC_VERSION = "v2"  # v2: lite0 views through services.encoders.models.preprocess (serving parity)
 
 
 def cache_dir() -> Path:
@@ -64,11 +64,11 @@ def _local_preprocess(img, size: int = 224) -> np.ndarray:
 def preprocessing_source() -> str:
     """Which preprocessing builds the training views (for the model card)."""
     try:
-        import homesearch.encoders.preprocess  # noqa: F401
+        import services.encoders.models.preprocess  # noqa: F401
 
-        return "homesearch.encoders.preprocess.ImagePreprocessor (serving) + resize_pad for crop/zoom views"
+        return "services.encoders.models.preprocess.ImagePreprocessor (serving) + resize_pad for crop/zoom views"
     except Exception:  # noqa: BLE001
-        return "homesearch.encoders.training.features.views (local reference)"
+        return "services.encoders.training.features.views (local reference)"
 
 
 def serving_views(path: Path, size: int = 224) -> list[np.ndarray] | None:
@@ -77,8 +77,8 @@ def serving_views(path: Path, size: int = 224) -> list[np.ndarray] | None:
     crop/zoom views = ``resize_pad`` of a centre crop of the decoded photo. None if unavailable."""
     try:
         import torch
-        from homesearch.encoders.effnet_image import DEFAULT_PIXELS
-        from homesearch.encoders.preprocess import ImagePreprocessor, resize_pad
+        from services.encoders.models.effnet_image import DEFAULT_PIXELS
+        from services.encoders.models.preprocess import ImagePreprocessor, resize_pad
     except Exception:  # noqa: BLE001
         return None
     from PIL import Image
@@ -133,7 +133,7 @@ def load_backbone(name: str = "lite0"):
 
     if name == "lite0":
         try:  # the serving backbone loader (exact parity)
-            from homesearch.encoders.effnet_image import load_backbone as serving_loader
+            from services.encoders.models.effnet_image import load_backbone as serving_loader
 
             return serving_loader()
         except ImportError:
@@ -207,11 +207,11 @@ def extract_views(
 def colour_histograms_of_files(paths: Sequence[Path], bins: int = 4, size: int = 224) -> np.ndarray:
     """(N, bins**3) colour histograms exactly as the serving image tower computes them: the photo's
     bytes through ``ImagePreprocessor`` (the served padded view), then
-    ``homesearch.encoders.colour.colour_histogram`` (the one implementation, shared with serving)."""
+    ``services.encoders.models.colour.colour_histogram`` (the one implementation, shared with serving)."""
     import torch
-    from homesearch.encoders.colour import colour_histogram
-    from homesearch.encoders.effnet_image import DEFAULT_PIXELS
-    from homesearch.encoders.preprocess import ImagePreprocessor
+    from services.encoders.models.colour import colour_histogram
+    from services.encoders.models.effnet_image import DEFAULT_PIXELS
+    from services.encoders.models.preprocess import ImagePreprocessor
 
     spec = type(DEFAULT_PIXELS)(size=size, mean=DEFAULT_PIXELS.mean, std=DEFAULT_PIXELS.std)
     pre = ImagePreprocessor(spec, torch.device("cpu"))
@@ -226,7 +226,7 @@ def colour_histograms_of_files(paths: Sequence[Path], bins: int = 4, size: int =
 
 def extract_colour_histograms(products: Sequence[dict], catalog_dir: Path, bins: int = 4) -> np.ndarray:
     """(N, bins**3) colour histograms of the padded serving view, cached like the features."""
-    from homesearch.encoders.colour import COLOUR_HIST_METHOD
+    from services.encoders.models.colour import COLOUR_HIST_METHOD
 
     paths = [resolve_image(p, catalog_dir) for p in products]
     key = hashlib.sha1(

@@ -1,6 +1,6 @@
 """The image projection head being trained, and writing it in the serving format.
 
-The on-disk format is the one ``homesearch.encoders.image_head`` reads (its docstring is the
+The on-disk format is the one ``services.encoders.models.image_head`` reads (its docstring is the
 reference): a directory ``services/encoders/heads/<version>/`` holding
 
 * ``head.json``: ``{"format": "homesearch-image-head/1", "version", "backbone",

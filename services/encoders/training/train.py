@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from homesearch.encoders.training import features as F
-from homesearch.encoders.training.head import ProjectionHead
+from services.encoders.training import features as F
+from services.encoders.training.head import ProjectionHead
 
 
 @dataclass

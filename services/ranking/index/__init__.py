@@ -22,7 +22,7 @@ __all__ = [
 def open_index(settings) -> VectorIndex:  # settings: RankingSettings (kept untyped to avoid import cycles)
     """Opens the backend named by ``settings.backend`` ("edge" default, or "server")."""
     if settings.backend == "edge":
-        from homesearch.ranking.index.edge import EdgeIndex
+        from services.ranking.index.edge import EdgeIndex
 
         return EdgeIndex(
             settings.data_dir,
@@ -31,7 +31,7 @@ def open_index(settings) -> VectorIndex:  # settings: RankingSettings (kept unty
             optimize_delay_s=settings.optimize_delay_s if settings.optimize_delay_s >= 0 else None,
         )
     if settings.backend == "server":
-        from homesearch.ranking.index.server import ServerIndex
+        from services.ranking.index.server import ServerIndex
 
         return ServerIndex.connect(
             settings.qdrant_url,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import qdrant_edge as qe
 
-from homesearch.ranking.index.base import IndexMeta
-from homesearch.ranking.index.schema import (
+from services.ranking.index.base import IndexMeta
+from services.ranking.index.schema import (
     ATTR_PREFIX,
     BM25_VECTOR,
     FLOAT_FIELDS,

@@ -15,8 +15,8 @@ import threading
 
 from qdrant_client import QdrantClient, models
 
-from homesearch.ranking.index.base import IndexMeta
-from homesearch.ranking.index.schema import (
+from services.ranking.index.base import IndexMeta
+from services.ranking.index.schema import (
     ATTR_PREFIX,
     BM25_VECTOR,
     FLOAT_FIELDS,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import grpc
 
-from homesearch.ranking.ingest.images import ImageLoadError, load_image
-from homesearch.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
+from services.ranking.ingest.images import ImageLoadError, load_image
+from services.ranking.ingest.reader import CatalogRecord, LineError, read_catalog
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)

@@ -1,0 +1,1 @@
+"""The ``homesearch`` command: ``main`` dispatches to the sub-commands (``search``, ``bench``, ...)."""

@@ -1,0 +1,1 @@
+"""gRPC plumbing every service shares: server scaffolding (health, reflection, interceptors), health probes."""

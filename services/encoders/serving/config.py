@@ -1,0 +1,67 @@
+"""Launcher and model settings: ``HOMESEARCH_TRITON_*`` environment variables, flags override.
+
+A few model-level settings are shared with other tools and keep their own names:
+``HOMESEARCH_MODEL_DIR`` (CLIP-family checkpoint to serve), ``HOMESEARCH_MODEL_CACHE``
+(converted weights) and ``HOMESEARCH_IMAGE_HEAD`` (trained image head directory); the
+``HOMESEARCH_TRITON_``-prefixed spellings work too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from services.encoders.models.spec import DEFAULT_HEAD_DIR, ModelSpec
+from services.encoders.models.preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TritonSettings(BaseSettings):
+    """Everything the launcher needs to start tritonserver with the encoder models."""
+
+    model_config = SettingsConfigDict(env_prefix="HOMESEARCH_TRITON_", populate_by_name=True, extra="ignore")
+
+    # network
+    host: str = Field("127.0.0.1", description="address the HTTP, gRPC and metrics endpoints bind to")
+    http_port: int = Field(8000, ge=0, le=65535, description="0 picks a free port")
+    grpc_port: int = Field(8001, ge=0, le=65535, description="0 picks a free port")
+    metrics_port: int = Field(8002, ge=0, le=65535, description="0 picks a free port")
+
+    # placement and batching
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: KIND_GPU when CUDA is available")
+    text_instances: int = Field(1, ge=1)
+    image_instances: int = Field(1, ge=1)
+    max_batch_size: int = Field(64, ge=1, description="largest batch one model execution sees")
+    max_queue_delay_us: int = Field(2000, ge=0, description="dynamic batching wait for more requests")
+    torch_threads: int = Field(0, ge=0, description="intra-op threads per instance; 0 = cores / all instances")
+    half: bool = Field(True, description="fp16 weights and activations on GPU (ignored on CPU)")
+    gpu_decode: bool = Field(True, description="nvJPEG decode on GPU when torchvision is importable")
+
+    # input limits
+    max_text_chars: int = Field(2048, ge=1)
+    max_image_bytes: int = Field(DEFAULT_MAX_IMAGE_BYTES, ge=1)
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+
+    # models
+    model_dir: Path | None = Field(
+        None, validation_alias=AliasChoices("model_dir", "HOMESEARCH_TRITON_MODEL_DIR", "HOMESEARCH_MODEL_DIR")
+    )
+    model_cache: Path | None = Field(
+        None, validation_alias=AliasChoices("model_cache", "HOMESEARCH_TRITON_MODEL_CACHE", "HOMESEARCH_MODEL_CACHE")
+    )
+    image_head: Path | None = Field(
+        DEFAULT_HEAD_DIR,
+        validation_alias=AliasChoices("image_head", "HOMESEARCH_TRITON_IMAGE_HEAD", "HOMESEARCH_IMAGE_HEAD"),
+    )
+
+    # process
+    server_bin: Path | None = Field(None, description="tritonserver binary; default: the one in the pytriton wheel")
+    work_dir: Path | None = Field(None, description="runtime model repository + backends; default: a temp dir")
+    startup_timeout_s: float = Field(300.0, gt=0)
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+    log_verbose: int = Field(0, ge=0)
+    prepare: bool = Field(True, description="convert/cache model weights before starting")
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(model_dir=self.model_dir, head_dir=self.image_head, cache_dir=self.model_cache)
