@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
-from homesearch.ranking.index.schema import normalize_attr_key
-from homesearch.ranking.journey_checks import journey_field_errors
+from services.ranking.index.schema import normalize_attr_key
+from services.ranking.journey_checks import journey_field_errors
 from homesearch.v1 import search_pb2
 
 from .config import GatewaySettings

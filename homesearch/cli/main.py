@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("services.encoders.training.cli", "train the image head against the frozen text tower"),
     "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
     "eval-journeys": ("homesearch.evaluation.journeys", "measure shop the look, composed, similar products through the API"),
-    "bench": ("homesearch.bench_cli", "benchmark latency, throughput, ingestion and index scale"),
+    "bench": ("bench.cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from homesearch.ranking.fusion import FusedHit
-from homesearch.ranking.index.base import VectorIndex
-from homesearch.ranking.index.schema import SearchFilter, normalize_value
-from homesearch.ranking.modifiers import Modifiers, mentions, phrase_match, size_measure
+from services.ranking.fusion import FusedHit
+from services.ranking.index.base import VectorIndex
+from services.ranking.index.schema import SearchFilter, normalize_value
+from services.ranking.modifiers import Modifiers, mentions, phrase_match, size_measure
 
 MATCH_WEIGHT = 2.0
 SIBLING_WEIGHT = 1.0

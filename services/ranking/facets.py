@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from homesearch.ranking.index.base import VectorIndex
-from homesearch.ranking.index.schema import SearchFilter, attr_field, normalize_attr_key
+from services.ranking.index.base import VectorIndex
+from services.ranking.index.schema import SearchFilter, attr_field, normalize_attr_key
 from homesearch.v1 import search_pb2
 
 DEFAULT_FACET_LIMIT = 20

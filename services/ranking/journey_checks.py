@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
-from homesearch.ranking.index.schema import normalize_attr_key
+from services.ranking.index.schema import normalize_attr_key
 from homesearch.v1 import search_pb2
 
 MAX_PRODUCT_ID_BYTES = 256

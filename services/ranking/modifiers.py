@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from homesearch.ranking.index.schema import attr_match_values
+from services.ranking.index.schema import attr_match_values
 
 _FILLER = {
     "but", "in", "the", "same", "this", "that", "one", "it", "make", "made", "with", "a", "an", "please",
@@ -72,7 +72,7 @@ def tokens(text: str) -> list[str]:
 
 
 def _translate(zh: str) -> str:
-    from homesearch.ranking.language import analyze_query
+    from services.ranking.language import analyze_query
 
     return analyze_query(zh, catalog_language="en").dense_text
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from homesearch.ranking.fusion import FusedHit
-from homesearch.ranking.index.schema import Candidate
+from services.ranking.fusion import FusedHit
+from services.ranking.index.schema import Candidate
 
 Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in 0..1
 

@@ -10,23 +10,23 @@ import uuid
 
 import grpc
 
-from homesearch.encoders.client import EncoderUnavailableError, InvalidInputError
-from homesearch.logging import request_id_var
-from homesearch.ranking.cache import RedisCache
-from homesearch.ranking.config import RankingSettings
-from homesearch.ranking.composed import Reference, find_siblings, rerank
-from homesearch.ranking.composed import describe as describe_composed
-from homesearch.ranking.facets import compute_facets, wants_facets
-from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
-from homesearch.ranking.generation import CatalogState
-from homesearch.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
-from homesearch.ranking.metrics import STAGE_SECONDS
-from homesearch.ranking.journey_checks import journey_field_errors
-from homesearch.ranking.modifiers import parse_modifiers
-from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
-from homesearch.ranking import regions as regions_mod
-from homesearch.ranking.regions import RegionResult
-from homesearch.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
+from services.encoders.client import EncoderUnavailableError, InvalidInputError
+from homesearch.observability.logging import request_id_var
+from services.ranking.cache import RedisCache
+from services.ranking.config import RankingSettings
+from services.ranking.composed import Reference, find_siblings, rerank
+from services.ranking.composed import describe as describe_composed
+from services.ranking.facets import compute_facets, wants_facets
+from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
+from services.ranking.generation import CatalogState
+from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
+from services.ranking.metrics import STAGE_SECONDS
+from services.ranking.journey_checks import journey_field_errors
+from services.ranking.modifiers import parse_modifiers
+from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from services.ranking import regions as regions_mod
+from services.ranking.regions import RegionResult
+from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from homesearch.ranking.composed import Reference
-from homesearch.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery
-from homesearch.ranking.query import IMAGE, TEXT, QueryPlan
+from services.ranking.composed import Reference
+from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery
+from services.ranking.query import IMAGE, TEXT, QueryPlan
 from homesearch.v1 import search_pb2
 
 _SCOPES = {

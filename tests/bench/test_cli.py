@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from homesearch.cli import bench as bench_cli
+from bench import cli as bench_cli
 
 
 def test_help_lists_suites_and_flags(capsys) -> None:

@@ -8,7 +8,7 @@ import json
 import grpc
 import pytest
 
-from homesearch import search_cli
+from homesearch.cli import search as search_cli
 from homesearch.client import Facets, HomesearchClient, HomesearchError
 from homesearch.v1 import search_pb2
 from tests.fixtures.gateway import API_KEY

@@ -9,7 +9,7 @@ from collections import Counter
 import grpc
 import pytest
 
-from homesearch.ranking.index.schema import attr_match_values
+from services.ranking.index.schema import attr_match_values
 from homesearch.v1 import search_pb2
 from tests.fixtures.ranking import draw_product_image, make_product, start_with_catalog
 

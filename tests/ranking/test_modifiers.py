@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from homesearch.ranking.modifiers import mentions, parse_modifiers, phrase_match, size_measure
+from services.ranking.modifiers import mentions, parse_modifiers, phrase_match, size_measure
 
 
 @pytest.mark.parametrize(

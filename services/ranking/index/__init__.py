@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from homesearch.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
-from homesearch.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, SparseVec, StoredProduct
+from services.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
+from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, SparseVec, StoredProduct
 
 __all__ = [
     "Candidate",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-from homesearch.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, StoredProduct
+from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, StoredProduct
 
 
 class ModelMismatchError(RuntimeError):
