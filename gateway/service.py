@@ -39,7 +39,8 @@ DOWNSTREAM_ERRORS = Counter(
 RANKING_UP = Gauge("homesearch_gateway_ranking_up", "1 when the ranking service answered its last health check.")
 
 # Ranking codes passed through unchanged (the caller's fault, with ranking's message).
-_PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+# NOT_FOUND: similar_to_product_id names a product the index does not hold.
+_PASS_THROUGH = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}
 
 
 class RankingClient:

@@ -71,6 +71,53 @@ class Degraded:
 
 
 @dataclass(frozen=True)
+class Region:
+    """One proposed region of a room photo (box in 0..1 fractions: x_min, y_min, x_max, y_max)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    hits: list[Hit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    count: int
+    min_price: float | None = None
+    max_price: float | None = None
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What to count over the filtered catalog: categories, attribute keys, price bucket edges."""
+
+    categories: bool = False
+    attributes: Sequence[str] = ()
+    price_edges: Sequence[float] = ()
+    limit: int = 0
+
+    def to_proto(self) -> search_pb2.FacetSpec:
+        return search_pb2.FacetSpec(
+            categories=self.categories, attributes=list(self.attributes), price_edges=list(self.price_edges), limit=self.limit
+        )
+
+
+SIMILAR_SCOPES = {
+    "any": search_pb2.SIMILAR_SCOPE_UNSPECIFIED,
+    "same": search_pb2.SIMILAR_SCOPE_SAME_CATEGORY,
+    "other": search_pb2.SIMILAR_SCOPE_OTHER_CATEGORIES,
+}
+REGION_MODES = {"auto": search_pb2.REGION_MODE_UNSPECIFIED, "on": search_pb2.REGION_MODE_ON, "off": search_pb2.REGION_MODE_OFF}
+
+
+def _choice(name: str, value: str, table: Mapping[str, int]) -> int:
+    key = value.lower()
+    if key not in table:
+        raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(table)}")
+    return table[key]
+
+
+@dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
     request_id: str = ""
@@ -82,6 +129,9 @@ class SearchResult:
     # Set only for incomplete answers (encoders down): the signals that were missing, the
     # reason, and whether the hits are an older cached result (with its age).
     degraded: Degraded | None = None
+    regions: list[Region] = field(default_factory=list)  # shop the look (hits = merged list)
+    facets: dict[str, list[FacetValue]] = field(default_factory=dict)  # field -> values
+    interpretation: str = ""  # how the query was read (explain)
 
     def __len__(self) -> int:
         return len(self.hits)
@@ -145,6 +195,23 @@ def result_from_proto(resp: search_pb2.SearchResponse) -> SearchResult:
         index_generation=resp.index_generation,
         degraded=Degraded(list(resp.degraded.missing_signals), resp.degraded.reason, resp.degraded.stale,
                           resp.degraded.stale_age_s) if resp.HasField("degraded") else None,
+        regions=[
+            Region((r.box.x_min, r.box.y_min, r.box.x_max, r.box.y_max), r.score, [hit_from_proto(h) for h in r.hits])
+            for r in resp.regions
+        ],
+        facets={
+            f.field: [
+                FacetValue(
+                    v.value,
+                    v.count,
+                    v.min_price if v.HasField("min_price") else None,
+                    v.max_price if v.HasField("max_price") else None,
+                )
+                for v in f.values
+            ]
+            for f in resp.facets
+        },
+        interpretation=resp.interpretation,
     )
 
 
@@ -210,6 +277,11 @@ class HomesearchClient:
         score_threshold: float = 0.0,
         no_cache: bool = False,
         request_id: str | None = None,
+        similar_to: str | None = None,
+        similar_scope: str = "any",
+        region_mode: str = "auto",
+        max_regions: int = 0,
+        facets: Facets | None = None,
     ) -> search_pb2.SearchRequest:
         """The SearchRequest that :meth:`search` sends for these arguments."""
         flt = search_pb2.Filter(
@@ -233,7 +305,13 @@ class HomesearchClient:
             locale=locale,
             score_threshold=score_threshold,
             no_cache=no_cache,
+            similar_to_product_id=similar_to or "",
+            similar_scope=_choice("similar_scope", similar_scope, SIMILAR_SCOPES),
+            region_mode=_choice("region_mode", region_mode, REGION_MODES),
+            max_regions=max_regions,
         )
+        if facets is not None:
+            req.facets.CopyFrom(facets.to_proto())
         if fusion is not None:
             if isinstance(fusion, str):
                 fusion = Fusion(method=fusion)
@@ -264,7 +342,9 @@ class HomesearchClient:
     ) -> SearchResult:
         """Runs one search. ``image`` is encoded bytes or a path to a JPEG/PNG/WebP file; ``options`` are
         the keyword arguments of :meth:`build_request` (top_k, offset, categories, attributes, min_price,
-        max_price, in_stock_only, exclude_ids, fusion, explain, locale, score_threshold, no_cache, request_id)."""
+        max_price, in_stock_only, exclude_ids, fusion, explain, locale, score_threshold, no_cache, request_id,
+        and the journeys: similar_to + similar_scope "any"|"same"|"other", region_mode "auto"|"on"|"off",
+        max_regions, facets)."""
         req = self.build_request(text=text, image=image, **options)
         return result_from_proto(self.search_request(req, timeout_s=timeout_s))
 

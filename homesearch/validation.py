@@ -71,8 +71,11 @@ def validate_request(req: search_pb2.SearchRequest, limits: SearchLimits = DEFAU
     text = req.text
     if text and not text.strip():
         raise RequestError("text is whitespace-only; send real query text or leave it empty")
-    if not text and not req.image:
-        raise RequestError("request has neither text nor image: send text, an image, or both")
+    if not text and not req.image and not req.similar_to_product_id:
+        raise RequestError(
+            "request has neither text nor image (nor similar_to_product_id): send text, an image, a product id, "
+            "or text with an image or product id"
+        )
     if len(text) > limits.max_text_chars:
         raise RequestError(f"text is too long: {len(text)} characters, at most {limits.max_text_chars}")
     if "\x00" in text:

@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 
-from homesearch.client import HomesearchClient, HomesearchError, SearchResult
+from homesearch.client import REGION_MODES, SIMILAR_SCOPES, Facets, HomesearchClient, HomesearchError, SearchResult
 
 
 def _width(s: str) -> int:
@@ -31,7 +31,7 @@ def _fit(s: str, width: int) -> str:
 
 def format_table(result: SearchResult, explain: bool = False, title_width: int = 44) -> str:
     """A readable fixed-width table of hits (handles CJK widths)."""
-    if not result.hits:
+    if not result.hits and not result.facets:
         return "(no results)"
     head = f"{'#':>3}  {'product':<12}  {'score':>7}  {_fit('title', title_width)}  {'category':<22}  {'price':>8}"
     lines = [head, "-" * _width(head)]
@@ -46,6 +46,14 @@ def format_table(result: SearchResult, explain: bool = False, title_width: int =
                 lines.append(f"{'':>17}signals: {sig}")
             if h.explanation:
                 lines.append(f"{'':>17}{h.explanation}")
+    for i, r in enumerate(result.regions, 1):
+        box = ", ".join(f"{v:.2f}" for v in r.box)
+        top = ", ".join(f"{h.product_id} {_fit(h.title, 24).rstrip()}" for h in r.hits[:3])
+        lines.append(f"region {i:>2} [{box}] {r.score:.3f}: {top}")
+    for name, values in result.facets.items():
+        lines.append(f"facet {name}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+    if result.interpretation:
+        lines.append(f"read as: {result.interpretation}")
     meta = [f"{len(result.hits)} hits", f"{result.took_ms:.1f} ms"]
     if result.query_language:
         meta.append(f"lang={result.query_language}")
@@ -65,7 +73,9 @@ def format_table(result: SearchResult, explain: bool = False, title_width: int =
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="homesearch search",
-        description="Search a running homesearch gateway with text, a photo, or both.",
+        description="Search a running homesearch gateway with text, a photo, or both; find products similar "
+        "to a catalog product (--similar-to); shop the look of a room photo (--regions); compose a photo or "
+        "product with a change ('--image sofa.jpg \"but in green\"'); count facets (--facet-*).",
     )
     p.add_argument("text", nargs="?", default="", help="query text (any language)")
     p.add_argument("--image", help="path of a JPEG/PNG/WebP photo to search with")
@@ -77,7 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-price", type=float)
     p.add_argument("--in-stock", action="store_true", help="only products in stock")
     p.add_argument("--fusion", choices=["weighted", "rrf"], help="fusion method (default: the service's)")
-    p.add_argument("--explain", action="store_true", help="show per-signal scores")
+    p.add_argument("--similar-to", metavar="PRODUCT_ID",
+                   help="rank by this catalog product's stored vectors, excluding it; with TEXT: 'this product, but TEXT'")
+    p.add_argument("--scope", choices=list(SIMILAR_SCOPES), default="any",
+                   help="with --similar-to: any category, the same category, or other categories (complete the look)")
+    p.add_argument("--regions", choices=list(REGION_MODES), default="auto",
+                   help="shop the look: search a photo per region (auto = for room-like photos; default auto)")
+    p.add_argument("--max-regions", type=int, default=0, help="regions shown in region mode (0 = service default)")
+    p.add_argument("--facet-categories", action="store_true", help="count products per category (filtered catalog)")
+    p.add_argument("--facet-attr", action="append", default=[], metavar="KEY", help="count products per value of KEY (repeatable)")
+    p.add_argument("--facet-price", metavar="EDGES", help="price bucket edges, e.g. 50,100,500")
+    p.add_argument("--explain", action="store_true", help="show per-signal scores and how the query was read")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
         "--addr", default=os.environ.get("HOMESEARCH_ADDR", "localhost:50051"),
@@ -95,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
                    "default: the system roots)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     args = p.parse_args(argv)
-    if not args.text and not args.image:
-        p.error("give query text, --image FILE, or both")
+    if not args.text and not args.image and not args.similar_to:
+        p.error("give query text, --image FILE, --similar-to PRODUCT_ID, or text with one of them")
+    facets = None
+    if args.facet_categories or args.facet_attr or args.facet_price:
+        try:
+            edges = [float(x) for x in args.facet_price.split(",")] if args.facet_price else []
+        except ValueError:
+            p.error(f"--facet-price expects comma-separated numbers, got {args.facet_price!r}")
+        facets = Facets(categories=args.facet_categories, attributes=args.facet_attr, price_edges=edges)
     attributes = {}
     for item in args.attr:
         key, sep, value = item.partition("=")
@@ -122,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                 in_stock_only=args.in_stock,
                 fusion=args.fusion,
                 explain=args.explain,
+                similar_to=args.similar_to,
+                similar_scope=args.scope,
+                region_mode=args.regions,
+                max_regions=args.max_regions,
+                facets=facets,
             )
     except HomesearchError as exc:
         print(f"homesearch search: {exc.code.name}: {exc.message}", file=sys.stderr)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahomesearch/v1/search.proto\x12\rhomesearch.v1\"\x82\x02\n\x06\x46ilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x39\n\nattributes\x18\x02 \x03(\x0b\x32%.homesearch.v1.Filter.AttributesEntry\x12\x16\n\tmin_price\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tmax_price\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\rin_stock_only\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xclude_ids\x18\x06 \x03(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_priceB\x0c\n\n_max_price\"\xb2\x01\n\x06\x46usion\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.homesearch.v1.Fusion.Method\x12\x13\n\x0btext_weight\x18\x02 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x03 \x01(\x02\x12\x16\n\x0elexical_weight\x18\x04 \x01(\x02\"7\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x0c\n\x08WEIGHTED\x10\x01\x12\x07\n\x03RRF\x10\x02\"\xf9\x01\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12%\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x15.homesearch.v1.Filter\x12%\n\x06\x66usion\x18\x06 \x01(\x0b\x32\x15.homesearch.v1.Fusion\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x0e\n\x06locale\x18\t \x01(\t\x12\x17\n\x0fscore_threshold\x18\n \x01(\x02\x12\x10\n\x08no_cache\x18\x0b \x01(\x08\"\x81\x02\n\x03Hit\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12;\n\rsignal_scores\x18\x05 \x03(\x0b\x32$.homesearch.v1.Hit.SignalScoresEntry\x12\x12\n\x05price\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\timage_uri\x18\x07 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x08 \x01(\t\x1a\x33\n\x11SignalScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x08\n\x06_price\"\xde\x01\n\x0eSearchResponse\x12 \n\x04hits\x18\x01 \x03(\x0b\x32\x12.homesearch.v1.Hit\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0f\n\x07took_ms\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x16\n\x0equery_language\x18\x06 \x01(\t\x12\x18\n\x10index_generation\x18\x07 \x01(\x03\x12)\n\x08\x64\x65graded\x18\x14 \x01(\x0b\x32\x17.homesearch.v1.Degraded\"W\n\x08\x44\x65graded\x12\x17\n\x0fmissing_signals\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05stale\x18\x03 \x01(\x08\x12\x13\n\x0bstale_age_s\x18\x04 \x01(\x02\x32V\n\rSearchService\x12\x45\n\x06Search\x12\x1c.homesearch.v1.SearchRequest\x1a\x1d.homesearch.v1.SearchResponseBX\n\x10io.homesearch.v1P\x01ZBgithub.com/homesearch/homesearch/gen/go/homesearch/v1;homesearchv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahomesearch/v1/search.proto\x12\rhomesearch.v1\"\x82\x02\n\x06\x46ilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x39\n\nattributes\x18\x02 \x03(\x0b\x32%.homesearch.v1.Filter.AttributesEntry\x12\x16\n\tmin_price\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tmax_price\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\rin_stock_only\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xclude_ids\x18\x06 \x03(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_priceB\x0c\n\n_max_price\"\xb2\x01\n\x06\x46usion\x12,\n\x06method\x18\x01 \x01(\x0e\x32\x1c.homesearch.v1.Fusion.Method\x12\x13\n\x0btext_weight\x18\x02 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x03 \x01(\x02\x12\x16\n\x0elexical_weight\x18\x04 \x01(\x02\"7\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x0c\n\x08WEIGHTED\x10\x01\x12\x07\n\x03RRF\x10\x02\"\xbb\x03\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12%\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x15.homesearch.v1.Filter\x12%\n\x06\x66usion\x18\x06 \x01(\x0b\x32\x15.homesearch.v1.Fusion\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x0e\n\x06locale\x18\t \x01(\t\x12\x17\n\x0fscore_threshold\x18\n \x01(\x02\x12\x10\n\x08no_cache\x18\x0b \x01(\x08\x12\x1d\n\x15similar_to_product_id\x18\x0c \x01(\t\x12\x32\n\rsimilar_scope\x18\r \x01(\x0e\x32\x1b.homesearch.v1.SimilarScope\x12.\n\x0bregion_mode\x18\x0e \x01(\x0e\x32\x19.homesearch.v1.RegionMode\x12\x13\n\x0bmax_regions\x18\x0f \x01(\x05\x12(\n\x06\x66\x61\x63\x65ts\x18\x10 \x01(\x0b\x32\x18.homesearch.v1.FacetSpec\"W\n\tFacetSpec\x12\x12\n\ncategories\x18\x01 \x01(\x08\x12\x12\n\nattributes\x18\x02 \x03(\t\x12\x13\n\x0bprice_edges\x18\x03 \x03(\x01\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x81\x02\n\x03Hit\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12;\n\rsignal_scores\x18\x05 \x03(\x0b\x32$.homesearch.v1.Hit.SignalScoresEntry\x12\x12\n\x05price\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\timage_uri\x18\x07 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x08 \x01(\t\x1a\x33\n\x11SignalScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x08\n\x06_price\"I\n\x0b\x42oundingBox\x12\r\n\x05x_min\x18\x01 \x01(\x02\x12\r\n\x05y_min\x18\x02 \x01(\x02\x12\r\n\x05x_max\x18\x03 \x01(\x02\x12\r\n\x05y_max\x18\x04 \x01(\x02\"f\n\nRegionHits\x12\'\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1a.homesearch.v1.BoundingBox\x12\r\n\x05score\x18\x02 \x01(\x02\x12 \n\x04hits\x18\x03 \x03(\x0b\x32\x12.homesearch.v1.Hit\"v\n\nFacetValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x16\n\tmin_price\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tmax_price\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x0c\n\n_min_priceB\x0c\n\n_max_price\"A\n\x05\x46\x61\x63\x65t\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12)\n\x06values\x18\x02 \x03(\x0b\x32\x19.homesearch.v1.FacetValue\"\xc8\x02\n\x0eSearchResponse\x12 \n\x04hits\x18\x01 \x03(\x0b\x32\x12.homesearch.v1.Hit\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x0f\n\x07took_ms\x18\x04 \x01(\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x16\n\x0equery_language\x18\x06 \x01(\t\x12\x18\n\x10index_generation\x18\x07 \x01(\x03\x12*\n\x07regions\x18\x08 \x03(\x0b\x32\x19.homesearch.v1.RegionHits\x12$\n\x06\x66\x61\x63\x65ts\x18\t \x03(\x0b\x32\x14.homesearch.v1.Facet\x12\x16\n\x0einterpretation\x18\n \x01(\t\x12)\n\x08\x64\x65graded\x18\x14 \x01(\x0b\x32\x17.homesearch.v1.Degraded\"W\n\x08\x44\x65graded\x12\x17\n\x0fmissing_signals\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05stale\x18\x03 \x01(\x08\x12\x13\n\x0bstale_age_s\x18\x04 \x01(\x02*r\n\x0cSimilarScope\x12\x1d\n\x19SIMILAR_SCOPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIMILAR_SCOPE_SAME_CATEGORY\x10\x01\x12\"\n\x1eSIMILAR_SCOPE_OTHER_CATEGORIES\x10\x02*R\n\nRegionMode\x12\x1b\n\x17REGION_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eREGION_MODE_ON\x10\x01\x12\x13\n\x0fREGION_MODE_OFF\x10\x02\x32V\n\rSearchService\x12\x45\n\x06Search\x12\x1c.homesearch.v1.SearchRequest\x1a\x1d.homesearch.v1.SearchResponseBX\n\x10io.homesearch.v1P\x01ZBgithub.com/homesearch/homesearch/gen/go/homesearch/v1;homesearchv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILTER_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_HIT_SIGNALSCORESENTRY']._loaded_options = None
   _globals['_HIT_SIGNALSCORESENTRY']._serialized_options = b'8\001'
+  _globals['_SIMILARSCOPE']._serialized_start=2068
+  _globals['_SIMILARSCOPE']._serialized_end=2182
+  _globals['_REGIONMODE']._serialized_start=2184
+  _globals['_REGIONMODE']._serialized_end=2266
   _globals['_FILTER']._serialized_start=46
   _globals['_FILTER']._serialized_end=304
   _globals['_FILTER_ATTRIBUTESENTRY']._serialized_start=227
@@ -45,15 +49,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FUSION_METHOD']._serialized_start=430
   _globals['_FUSION_METHOD']._serialized_end=485
   _globals['_SEARCHREQUEST']._serialized_start=488
-  _globals['_SEARCHREQUEST']._serialized_end=737
-  _globals['_HIT']._serialized_start=740
-  _globals['_HIT']._serialized_end=997
-  _globals['_HIT_SIGNALSCORESENTRY']._serialized_start=936
-  _globals['_HIT_SIGNALSCORESENTRY']._serialized_end=987
-  _globals['_SEARCHRESPONSE']._serialized_start=1000
-  _globals['_SEARCHRESPONSE']._serialized_end=1222
-  _globals['_DEGRADED']._serialized_start=1224
-  _globals['_DEGRADED']._serialized_end=1311
-  _globals['_SEARCHSERVICE']._serialized_start=1313
-  _globals['_SEARCHSERVICE']._serialized_end=1399
+  _globals['_SEARCHREQUEST']._serialized_end=931
+  _globals['_FACETSPEC']._serialized_start=933
+  _globals['_FACETSPEC']._serialized_end=1020
+  _globals['_HIT']._serialized_start=1023
+  _globals['_HIT']._serialized_end=1280
+  _globals['_HIT_SIGNALSCORESENTRY']._serialized_start=1219
+  _globals['_HIT_SIGNALSCORESENTRY']._serialized_end=1270
+  _globals['_BOUNDINGBOX']._serialized_start=1282
+  _globals['_BOUNDINGBOX']._serialized_end=1355
+  _globals['_REGIONHITS']._serialized_start=1357
+  _globals['_REGIONHITS']._serialized_end=1459
+  _globals['_FACETVALUE']._serialized_start=1461
+  _globals['_FACETVALUE']._serialized_end=1579
+  _globals['_FACET']._serialized_start=1581
+  _globals['_FACET']._serialized_end=1646
+  _globals['_SEARCHRESPONSE']._serialized_start=1649
+  _globals['_SEARCHRESPONSE']._serialized_end=1977
+  _globals['_DEGRADED']._serialized_start=1979
+  _globals['_DEGRADED']._serialized_end=2066
+  _globals['_SEARCHSERVICE']._serialized_start=2268
+  _globals['_SEARCHSERVICE']._serialized_end=2354
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,9 @@ class FusionDefaults(BaseModel):
     mixed_query_text_weight: float = 0.35
     mixed_query_image_weight: float = 0.45
     mixed_query_lexical_weight: float = 0.2
+    # Similar products by id ("more like this"): the product's stored text and photo vectors.
+    similar_text_weight: float = 0.5
+    similar_image_weight: float = 0.5
     # Per-signal score normalisation over the candidate pool for dense signals: dbsf | minmax | zscore.
     normalization: Literal["dbsf", "minmax", "zscore"] = "minmax"
     # BM25 has a true zero (no term matched), so it is scaled by the best match: s / max.
@@ -50,6 +53,21 @@ class FusionDefaults(BaseModel):
     min_candidates: int = 50
     candidate_factor: int = 3
     hnsw_ef: int = 128
+
+
+class RegionDefaults(BaseModel):
+    """Shop the look: region proposals for room photos (see regions.py for how they were chosen)."""
+
+    # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
+    vector: str = "auto"
+    # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
+    levels: list[int] = [1, 2, 3, 4]
+    # Regions returned in the response (all windows feed the merged list).
+    max_regions: int = 8
+    # Weight of region vector vs product *text* per region (0 = photos only), fused with the photo signal.
+    text_weight: float = 0.0
+    # Per-region candidates; the merged list sums each product's best region scores.
+    per_region_candidates: int = 30
 
 
 class RankingSettings(BaseSettings):
@@ -141,3 +159,4 @@ class RankingSettings(BaseSettings):
         if path:
             return Path(path).read_text(encoding="utf-8").strip()
         return str(getattr(self, name) or "")
+    regions: RegionDefaults = Field(default_factory=RegionDefaults)

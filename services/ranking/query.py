@@ -123,6 +123,19 @@ class QueryEncoder:
         return vec
 
 
+    def images(self, crops: list[bytes], model_version: str) -> list[np.ndarray]:
+        """Embeds several images in one encoder call; cached ones are not sent again."""
+        keys = [self.cache.embedding_key(model_version, "img", c) for c in crops]
+        vecs: list[np.ndarray | None] = [self.cache.get_embedding(k) for k in keys]
+        todo = [i for i, v in enumerate(vecs) if v is None]
+        if todo:
+            fresh = self.encoder.embed_images([crops[i] for i in todo])
+            for i, v in zip(todo, fresh):
+                vecs[i] = np.asarray(v, dtype=np.float32)
+                self.cache.put_embedding(keys[i], vecs[i])
+        return [v for v in vecs if v is not None]
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v

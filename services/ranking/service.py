@@ -12,15 +12,27 @@ from services.encoders.client import EncoderUnavailableError, InvalidInputError
 from homesearch.observability.logging import request_id_var
 from services.ranking.cache import RedisCache
 from services.ranking.config import RankingSettings
+from services.ranking.composed import Reference, find_siblings, rerank
+from services.ranking.composed import describe as describe_composed
+from services.ranking.facets import compute_facets, wants_facets
 from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from services.ranking.generation import CatalogState
-from services.ranking.index.schema import SearchFilter, normalize_attr_key
+from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
 from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
-from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, plan_query
+from services.ranking.journey_checks import journey_field_errors
+from services.ranking.modifiers import parse_modifiers
+from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from services.ranking import regions as regions_mod
+from services.ranking.regions import RegionResult
+from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
 
 log = logging.getLogger(__name__)
+
+class ProductNotFoundError(LookupError):
+    """similar_to_product_id names a product the index does not hold (NOT_FOUND)."""
+
 
 def canonical_request(req: search_pb2.SearchRequest) -> bytes:
     """Deterministic bytes of everything that changes the ranked result (cache key input).
@@ -61,6 +73,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def _validate(self, req: search_pb2.SearchRequest) -> SearchFilter:
         """The shared request rules (``homesearch.validation``), then the index-aware ones."""
         validate_request(req, self.settings.limits())
+        problem = journey_field_errors(req, lambda _keys: self.state.attribute_keys())
+        if problem:
+            raise RequestError(problem)
         f = req.filter
         known = self.state.attribute_keys()
         normalized = {k: normalize_attr_key(k) for k in f.attributes}
@@ -86,6 +101,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         method = {search_pb2.Fusion.WEIGHTED: "weighted", search_pb2.Fusion.RRF: "rrf"}.get(fz.method, d.method)
         if fz.text_weight or fz.image_weight or fz.lexical_weight:
             return method, {TEXT: fz.text_weight, IMAGE: fz.image_weight, LEXICAL: fz.lexical_weight}
+        if kind == "similar":
+            return method, {TEXT: d.similar_text_weight, IMAGE: d.similar_image_weight, LEXICAL: 0.0}
         if kind == "image":
             return method, {TEXT: d.image_query_text_weight, IMAGE: d.image_query_image_weight, LEXICAL: 0.0}
         if kind == "image+text":
@@ -132,6 +149,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 if stale is not None:
                     return stale
                 DEGRADED_ANSWERS.labels("partial").inc()
+        except ProductNotFoundError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except InvalidInputError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query input rejected by the encoder: {exc}")
         except EncoderUnavailableError as exc:
@@ -173,42 +192,53 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         top_k = req.top_k or DEFAULT_TOP_K
         need = req.offset + top_k
         limit = max(d.min_candidates, d.candidate_factor * need)
+        index = self.state.index
+        notes: list[str] = []
+        reference: Reference | None = None
+        if req.similar_to_product_id:
+            reference = self._reference_by_id(req.similar_to_product_id)
+            flt = scope_filter(flt, reference.payload, req.similar_scope)
+            notes.append(f"similar to {reference.product_id} ({scope_name(req.similar_scope)})")
+        composed = bool(req.text.strip()) and (bool(req.image) or reference is not None)
         t0 = time.perf_counter()
-        plan = plan_query(
-            text=req.text,
-            image=req.image,
-            encoder=self.encoder,
-            model_version=model_version,
-            catalog_language=self.state.meta.catalog_language or self.settings.catalog_language,
-            limit=limit,
-            mix_text_share=d.mix_text_share,
-            locale=req.locale,
-            degrade=True,
-        )
-        if not plan.queries:  # encoders down and nothing lexical to search on
+        regions: list[RegionResult] | None = None
+        use_regions = bool(req.image) and not composed and self._use_regions(req)
+        if reference is not None:
+            plan = similar_plan(reference, limit)
+        elif use_regions:
+            plan = QueryPlan(queries=[], kind="regions")
+        elif composed:
+            # The photo gives the identity; the text is read as modifiers, not embedded.
+            plan = self._plan(req, text="", limit=limit, model_version=model_version)
+        else:
+            plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
+        if reference is None and not use_regions and not plan.queries:
+            # encoders down and nothing lexical to search on
             raise EncoderUnavailableError("encoders unavailable and the query has no searchable terms")
         t1 = time.perf_counter()
-        results = self.state.index.search(plan.queries, flt)
-        t2 = time.perf_counter()
-        lists = {q.signal: r for q, r in zip(plan.queries, results)}
-        method, weights = self._weights(req, plan.kind)
-        if method == "rrf":
-            fused = fuse_rrf(lists, weights, k=d.rrf_k)
+        if use_regions:
+            regions, fused, note = self._search_regions(req, flt, model_version, need)
+            notes.append(note)
+            method, weights = "regions", {}
+            t2 = time.perf_counter()
         else:
-            # Products without photos are ranked on their other signals for text queries; for a
-            # photo-only query they cannot match what was asked, so they keep the pool minimum.
-            no_photo = (
-                set()
-                if plan.kind == "image"
-                else {c.product_id for r in results for c in r if not c.payload.get("n_images")}
-            )
-            fused = fuse_weighted(
-                lists,
-                weights,
-                method=d.normalization,
-                unavailable={IMAGE: no_photo},
-                methods={LEXICAL: d.lexical_normalization},
-            )
+            results = index.search(plan.queries, flt)
+            t2 = time.perf_counter()
+            method, weights, fused = self._fuse(req, plan, results)
+        if composed:
+            if reference is None:
+                reference = photo_reference(plan, results)
+            mods = parse_modifiers(req.text).without_identity(reference.payload) if reference is not None else None
+            if mods is None or (mods.is_empty() and not req.similar_to_product_id):
+                # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
+                plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
+                method, weights, fused = self._fuse(req, plan, index.search(plan.queries, flt))
+                notes.append("text asks for no change to the pictured product: image+text fusion")
+            else:
+                siblings = find_siblings(index, reference, flt)
+                fused = rerank(fused, reference, siblings, mods)
+                notes.append(describe_composed(reference, mods, len(siblings)))
+                method = f"composed over {method}"
         if req.score_threshold:
             fused = [h for h in fused if h.score >= req.score_threshold]
         page = fused[req.offset : req.offset + top_k]
@@ -221,12 +251,104 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             query_language=plan.language,
             index_generation=generation,
         )
+        explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, plan.explanation, method, weights))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
+        for r in regions or ():
+            group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
+            for h in r.hits[:top_k]:
+                group.hits.append(self._hit(h, req.explain, "", "region", {}))
+        if wants_facets(req.facets):
+            resp.facets.extend(compute_facets(index, flt, req.facets))
+        if req.explain:
+            resp.interpretation = explanation
         if plan.missing:
             resp.degraded.missing_signals.extend(plan.missing)
             resp.degraded.reason = "encoders unavailable: ranked on the remaining signals"
         return resp
+
+    def _plan(self, req: search_pb2.SearchRequest, *, text: str, limit: int, model_version: str) -> QueryPlan:
+        d = self.settings.fusion
+        return plan_query(
+            text=text,
+            image=req.image,
+            encoder=self.encoder,
+            model_version=model_version,
+            catalog_language=self.state.meta.catalog_language or self.settings.catalog_language,
+            limit=limit,
+            mix_text_share=d.mix_text_share,
+            locale=req.locale,
+            degrade=True,
+        )
+
+    def _use_regions(self, req: search_pb2.SearchRequest) -> bool:
+        if req.region_mode == search_pb2.REGION_MODE_ON:
+            return True
+        if req.region_mode == search_pb2.REGION_MODE_OFF:
+            return False
+        try:
+            return regions_mod.is_scene_like(regions_mod.decode(req.image))
+        except Exception:  # noqa: BLE001 - undecodable: the encoder reports it precisely
+            return False
+
+    def _search_regions(
+        self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, need: int
+    ) -> tuple[list[RegionResult], list[FusedHit], str]:
+        """Proposes regions, embeds each crop, searches all of them in one index batch, merges."""
+        rs = self.settings.regions
+        try:
+            im = regions_mod.decode(req.image)
+        except Exception as exc:  # noqa: BLE001
+            raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
+        boxes = regions_mod.window_boxes(tuple(rs.levels))
+        crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
+        vecs = self.encoder.images(crops, model_version)
+        using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
+        limit = max(rs.per_region_candidates, need)
+        signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
+        queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
+        flat = self.state.index.search(queries, flt)
+        per_region = [flat[i : i + len(signals)] for i in range(0, len(flat), len(signals))]
+        image_top = [lists[0][0].score if lists[0] else 0.0 for lists in per_region]
+        if len(signals) == 1:
+            results = [lists[0] for lists in per_region]
+        else:  # region photo vs product photos and vs product texts (the LiT space), fused per region
+            weights = {sig: w for sig, _vec, w in signals}
+            results = [
+                [Candidate(h.product_id, h.score, h.payload) for h in fuse_weighted(dict(zip(weights, lists)), weights, method=self.settings.fusion.normalization)]
+                for lists in per_region
+            ]
+        regions, merged = regions_mod.merge(boxes, results, depth=need, order_scores=image_top)
+        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
+        return regions[: req.max_regions or rs.max_regions], merged, note
+
+    def _reference_by_id(self, product_id: str) -> Reference:
+        stored = self.state.index.retrieve([product_id]).get(product_id)
+        if stored is None:
+            raise ProductNotFoundError(f"similar_to_product_id {product_id!r} is not in the index")
+        return Reference(product_id, stored.payload, "named by id", stored.vectors)
+
+    def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
+        d = self.settings.fusion
+        lists = {q.signal: r for q, r in zip(plan.queries, results)}
+        method, weights = self._weights(req, plan.kind)
+        if method == "rrf":
+            return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
+        # Products without photos are ranked on their other signals for text queries; for a
+        # photo-only query they cannot match what was asked, so they keep the pool minimum.
+        no_photo = (
+            set()
+            if plan.kind in ("image", "similar")
+            else {c.product_id for r in results for c in r if not c.payload.get("n_images")}
+        )
+        fused = fuse_weighted(
+            lists,
+            weights,
+            method=d.normalization,
+            unavailable={IMAGE: no_photo},
+            methods={LEXICAL: d.lexical_normalization},
+        )
+        return method, weights, fused
 
     @staticmethod
     def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:

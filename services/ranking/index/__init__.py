@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
-from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, SparseVec
+from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, SparseVec, StoredProduct
 
 __all__ = [
     "Candidate",
@@ -13,6 +13,7 @@ __all__ = [
     "SearchFilter",
     "SignalQuery",
     "SparseVec",
+    "StoredProduct",
     "VectorIndex",
     "open_index",
 ]

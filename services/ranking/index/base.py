@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery
+from services.ranking.index.schema import Candidate, IndexedProduct, SearchFilter, SignalQuery, StoredProduct
 
 
 class ModelMismatchError(RuntimeError):
@@ -81,6 +81,19 @@ class VectorIndex(Protocol):
 
     def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
         """Runs all signal queries in one round trip; one candidate list per query."""
+
+    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+        """Payload and stored vectors of the ids present (similar-products and composed queries)."""
+
+    def scroll(self, flt: SearchFilter, limit: int) -> list[dict]:
+        """Result payloads (``RESULT_PAYLOAD``) of up to ``limit`` products matching ``flt``."""
+
+    def facet(self, key: str, flt: SearchFilter, limit: int) -> list[tuple[str, int]]:
+        """Exact ``(value, count)`` of a keyword-indexed payload field over products matching ``flt``,
+        largest first; a product with a list value counts once per distinct value."""
+
+    def count_matching(self, flt: SearchFilter) -> int:
+        """Exact number of products matching ``flt``."""
 
     def optimize(self) -> bool:
         """Indexes pending writes now; True if there was work (servers optimise on their own)."""

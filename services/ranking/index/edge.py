@@ -32,6 +32,7 @@ from services.ranking.index.schema import (
     IndexedProduct,
     SearchFilter,
     SignalQuery,
+    StoredProduct,
     attr_field,
     normalize_value,
     point_id,
@@ -223,6 +224,35 @@ class EdgeIndex:
             for res in results
         ]
 
+    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+        if not product_ids or self._shard is None:
+            return {}
+        records = self._require().retrieve([point_id(pid) for pid in product_ids], qe.PayloadSelector.Include(RESULT_PAYLOAD), True)
+        return {
+            r.payload["product_id"]: StoredProduct(r.payload["product_id"], r.payload, dict(r.vector or {}))
+            for r in records
+            if r.payload
+        }
+
+    def scroll(self, flt: SearchFilter, limit: int) -> list[dict]:
+        if self._shard is None:
+            return []
+        points, _next = self._require().scroll(
+            qe.ScrollRequest(limit=limit, filter=to_edge_filter(flt), with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD), with_vector=False)
+        )
+        return [p.payload for p in points if p.payload]
+
+    def facet(self, key: str, flt: SearchFilter, limit: int) -> list[tuple[str, int]]:
+        if self._shard is None:
+            return []
+        res = self._require().facet(qe.FacetRequest(key, limit=limit, exact=True, filter=to_edge_filter(flt)))
+        return [(str(h.value), int(h.count)) for h in res.hits]
+
+    def count_matching(self, flt: SearchFilter) -> int:
+        if self._shard is None:
+            return 0
+        return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
+
     def count(self) -> int:
         if self._shard is None or self._closed:
             return 0
@@ -293,10 +323,15 @@ def to_edge_filter(flt: SearchFilter) -> qe.Filter | None:
         )
     for key, value in sorted(flt.attributes.items()):
         must.append(qe.FieldCondition(attr_field(key), match=qe.MatchValue(normalize_value(value))))
-    if flt.min_price is not None or flt.max_price is not None:
-        must.append(qe.FieldCondition("price", range=qe.RangeFloat(gte=flt.min_price, lte=flt.max_price)))
+    if flt.min_price is not None or flt.max_price is not None or flt.below_price is not None:
+        must.append(
+            qe.FieldCondition("price", range=qe.RangeFloat(gte=flt.min_price, lte=flt.max_price, lt=flt.below_price))
+        )
     if flt.in_stock_only:
         must.append(qe.FieldCondition("stock", match=qe.MatchValue(STOCK_IN)))
     if flt.exclude_ids:
         must_not.append(qe.HasIdCondition({point_id(pid) for pid in flt.exclude_ids}))
+    if flt.exclude_categories:
+        cats = sorted({normalize_value(c) for c in flt.exclude_categories})
+        must_not.append(qe.FieldCondition("category_key", match=qe.MatchAny(cats)))
     return qe.Filter(must=must or None, must_not=must_not or None)

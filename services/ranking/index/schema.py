@@ -42,10 +42,12 @@ ATTR_PREFIX = "attr"
 # Keyword-indexed payload fields. Stock is filtered through the keyword shadow
 # ``stock`` ("in"/"out"): qdrant-edge-py 0.9 never matches MatchValue(bool)
 # (bool index or not), so the bool ``in_stock`` is kept for display only.
-KEYWORD_FIELDS = ("product_id", "category_key", "stock")
+# ``category`` (display form) is indexed for the category facet; filters use ``category_key``.
+KEYWORD_FIELDS = ("product_id", "category_key", "category", "stock")
 FLOAT_FIELDS = ("price",)
-# What a search hit needs to render (the rest of the payload stays in the index).
-RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images"]
+# What a search hit needs to render (the rest of the payload stays in the index); attributes
+# feed composed-query matching ("this one, but in green").
+RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images", "attributes"]
 STOCK_IN = "in"
 STOCK_OUT = "out"
 
@@ -111,8 +113,10 @@ class SearchFilter:
     attributes: dict[str, str] = field(default_factory=dict)  # normalised key -> value
     min_price: float | None = None
     max_price: float | None = None
+    below_price: float | None = None  # exclusive upper bound (price facet buckets)
     in_stock_only: bool = False
     exclude_ids: list[str] = field(default_factory=list)
+    exclude_categories: list[str] = field(default_factory=list)  # "complete the look": never these
 
     def is_empty(self) -> bool:
         return not (
@@ -120,8 +124,10 @@ class SearchFilter:
             or self.attributes
             or self.min_price is not None
             or self.max_price is not None
+            or self.below_price is not None
             or self.in_stock_only
             or self.exclude_ids
+            or self.exclude_categories
         )
 
 
@@ -134,6 +140,15 @@ class SignalQuery:
     dense: list[float] | None = None
     sparse: SparseVec | None = None
     limit: int = 50
+
+
+@dataclass
+class StoredProduct:
+    """A product as the index holds it: payload plus its stored named vectors."""
+
+    product_id: str
+    payload: dict[str, Any]
+    vectors: dict[str, Any]  # name -> dense list, multivector (list of lists) or sparse
 
 
 @dataclass

@@ -29,6 +29,7 @@ from services.ranking.index.schema import (
     IndexedProduct,
     SearchFilter,
     SignalQuery,
+    StoredProduct,
     attr_field,
     normalize_value,
     point_id,
@@ -190,6 +191,39 @@ class ServerIndex:
             for r in responses
         ]
 
+    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+        if not product_ids or not self.client.collection_exists(self.collection):
+            return {}
+        records = self.client.retrieve(
+            self.collection, ids=[point_id(pid) for pid in product_ids], with_payload=RESULT_PAYLOAD, with_vectors=True
+        )
+        out = {}
+        for r in records:
+            if r.payload:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                out[r.payload["product_id"]] = StoredProduct(r.payload["product_id"], r.payload, dict(vectors))
+        return out
+
+    def scroll(self, flt: SearchFilter, limit: int) -> list[dict]:
+        if not self.client.collection_exists(self.collection):
+            return []
+        points, _next = self.client.scroll(
+            self.collection, scroll_filter=to_qdrant_filter(flt), limit=limit, with_payload=RESULT_PAYLOAD, with_vectors=False
+        )
+        return [p.payload for p in points if p.payload]
+
+    def facet(self, key: str, flt: SearchFilter, limit: int) -> list[tuple[str, int]]:
+        """Qdrant's facet API (exact counts)."""
+        if not self.client.collection_exists(self.collection):
+            return []
+        res = self.client.facet(self.collection, key, facet_filter=to_qdrant_filter(flt), limit=limit, exact=True)
+        return [(str(h.value), int(h.count)) for h in res.hits]
+
+    def count_matching(self, flt: SearchFilter) -> int:
+        if not self.client.collection_exists(self.collection):
+            return 0
+        return int(self.client.count(self.collection, count_filter=to_qdrant_filter(flt), exact=True).count)
+
     def optimize(self) -> bool:
         """A Qdrant server optimises in the background; nothing to do here."""
         return False
@@ -224,10 +258,17 @@ def to_qdrant_filter(flt: SearchFilter) -> models.Filter | None:
         )
     for key, value in sorted(flt.attributes.items()):
         must.append(models.FieldCondition(key=attr_field(key), match=models.MatchValue(value=normalize_value(value))))
-    if flt.min_price is not None or flt.max_price is not None:
-        must.append(models.FieldCondition(key="price", range=models.Range(gte=flt.min_price, lte=flt.max_price)))
+    if flt.min_price is not None or flt.max_price is not None or flt.below_price is not None:
+        must.append(
+            models.FieldCondition(
+                key="price", range=models.Range(gte=flt.min_price, lte=flt.max_price, lt=flt.below_price)
+            )
+        )
     if flt.in_stock_only:
         must.append(models.FieldCondition(key="stock", match=models.MatchValue(value=STOCK_IN)))
     if flt.exclude_ids:
         must_not.append(models.HasIdCondition(has_id=[point_id(pid) for pid in flt.exclude_ids]))
+    if flt.exclude_categories:
+        cats = sorted({normalize_value(c) for c in flt.exclude_categories})
+        must_not.append(models.FieldCondition(key="category_key", match=models.MatchAny(any=cats)))
     return models.Filter(must=must or None, must_not=must_not or None)
