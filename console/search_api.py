@@ -4,10 +4,10 @@
 names) and an optional ``image`` file, or a plain JSON body. The answer carries the whole
 SearchResponse as JSON (``response``, mapped generically by :mod:`console.protojson`) plus
 ``products``: catalog facts and console photo URLs for every ``product_id`` found anywhere in
-the response (hits today; region or similar lists as soon as the response has them).
+the response (hits and region hits).
 
-``POST /api/similar``: "similar products" for a catalog product, from its own photo (or its
-title when it has none), the product itself excluded.
+``POST /api/similar``: "similar products" for a catalog product by id (the ranking service
+searches with the product's stored vectors and leaves the product itself out).
 
 Errors are JSON ``{"error": {"source", "code", "message"}}``: source ``gateway`` carries the gRPC
 status name and message, ``upload`` a bad photo, ``request`` a request that does not fit the proto.
@@ -118,8 +118,8 @@ async def search(request: Request) -> Response:
 
 
 async def similar(request: Request) -> Response:
-    """Similar products by photo. Hook for by-id search: when SearchRequest gains a field that
-    names a catalog product (issue 13), set it here instead of sending the photo."""
+    """Similar products by id: ranking searches with the product's stored vectors and leaves
+    the product itself out (``similar_to_product_id``)."""
     catalog: Catalog = request.app.state.catalog
     try:
         obj = await request.json()
@@ -130,12 +130,7 @@ async def similar(request: Request) -> Response:
     product = catalog.get(pid)
     if product is None:
         return error("request", f"product {pid!r} is not in the console's catalog", 404)
-    photo = catalog.photo_bytes(pid)
-    if photo:
-        base.image = photo
-    else:
-        base.text = product.title
-    base.filter.exclude_ids.append(pid)
+    base.similar_to_product_id = pid
     base.explain = True
     return await call_gateway(request, base, "similar")
 

@@ -119,8 +119,9 @@ function filterObject() {
 function pageSize() { return Number($("#f-pagesize").value) || 24; }
 
 function requestObject() {
+  // facets: counts per category and price bucket over the filtered catalog, for the sidebar
   const req = { text: $("#q").value.trim(), top_k: pageSize(), offset: state.page * pageSize(), explain: true,
-    filter: filterObject() };
+    filter: filterObject(), facets: { categories: true, price_edges: [50, 100, 250, 500, 1000] } };
   const fusion = $("#f-fusion").value;
   if (fusion) req.fusion = { method: fusion };
   return req;

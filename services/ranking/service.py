@@ -20,6 +20,7 @@ from services.ranking.generation import CatalogState
 from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
 from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
+from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
@@ -248,7 +249,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         STAGE_SECONDS.labels("fusion").observe(t3 - t2)
         resp = search_pb2.SearchResponse(
             model_version=model_version,
-            query_language=plan.language,
+            # a composed query's text is read as modifiers, not embedded: still report its language
+            query_language=plan.language or (detect_language(req.text) if composed else ""),
             index_generation=generation,
         )
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
