@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from homesearch.ranking.catalog_service import passage_text
     from homesearch.v1 import ranking_pb2
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # a shared 2-core box: more threads than free cores stalls OpenMP
     spec = TritonSettings().model_spec()
     catalog = _rows(args.data / "catalog.jsonl")
     queries = [q["text"] for q in _rows(args.data / "queries.jsonl")]
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     for engine in ("torch", "onnx"):
         t0 = time.perf_counter()
-        text = build_text_encoder(spec, engine, threads=2)
-        image = build_image_encoder(spec, engine, threads=2)
+        text = build_text_encoder(spec, engine, threads=1)
+        image = build_image_encoder(spec, engine, threads=1)
         pre = ImagePreprocessor(image.pixel_spec, torch.device("cpu"))
 
         def embed_photos(batch: list[bytes]) -> np.ndarray:

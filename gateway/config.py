@@ -52,6 +52,12 @@ class GatewaySettings(BaseSettings):
     health_interval_s: float = Field(2.0, gt=0, description="how often ranking reachability is checked")
     index_info_ttl_s: float = Field(10.0, ge=0, description="cache time of the ranking's attribute keys")
 
+    # result-cache hits answered here (homesearch/result_cache.py): the ranking's Redis, read only
+    cache_url: str = Field("", description="Redis the ranking writes its result cache to; empty = forward every search")
+    cache_prefix: str = Field("hs", description="the ranking's cache key prefix (HOMESEARCH_RANKING_CACHE_PREFIX)")
+    collection: str = Field("products", description="the ranking's collection (HOMESEARCH_RANKING_COLLECTION)")
+    cache_timeout_s: float = Field(0.05, gt=0, description="Redis socket timeout; slower = forward to ranking")
+
     def tls_enabled(self) -> bool:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("TLS needs both HOMESEARCH_GATEWAY_TLS_CERT and HOMESEARCH_GATEWAY_TLS_KEY")

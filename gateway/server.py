@@ -114,6 +114,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, GatewaySettings]:
     p.add_argument("--tls-cert", help="PEM certificate chain (env HOMESEARCH_GATEWAY_TLS_CERT)")
     p.add_argument("--tls-key", help="PEM private key (env HOMESEARCH_GATEWAY_TLS_KEY)")
     p.add_argument("--max-image-bytes", type=int, help="largest photo accepted (env HOMESEARCH_GATEWAY_MAX_IMAGE_BYTES, default 10 MiB)")
+    p.add_argument("--cache-url", help="the ranking's Redis: answer result-cache hits here without calling ranking "
+                   "(env HOMESEARCH_GATEWAY_CACHE_URL; default off)")
     p.add_argument("--log-level", help="env HOMESEARCH_LOG_LEVEL (default INFO)")
     args = p.parse_args(argv)
     overrides = {
@@ -127,6 +129,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, GatewaySettings]:
             "tls_cert": args.tls_cert,
             "tls_key": args.tls_key,
             "max_image_bytes": args.max_image_bytes,
+            "cache_url": args.cache_url,
         }.items()
         if v is not None
     }

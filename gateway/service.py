@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from homesearch.grpc_server import MAX_MESSAGE_BYTES, REQUEST_ID_KEY
 from homesearch.logging import request_id_var
+from homesearch.result_cache import ResultCacheReader
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 from .auth import caller_var
@@ -36,6 +37,11 @@ RANKING_SERVICE = "homesearch.v1.RankingService"
 REJECTED = Counter("homesearch_gateway_rejected_total", "Requests rejected by the gateway.", ["reason"])
 DOWNSTREAM_ERRORS = Counter(
     "homesearch_gateway_downstream_errors_total", "Failed calls to the ranking service.", ["grpc_code"]
+)
+RESULT_CACHE = Counter(
+    "homesearch_gateway_result_cache_total",
+    "Searches by result-cache outcome at the gateway: hit (answered from Redis) or forwarded to ranking.",
+    ["result"],
 )
 RANKING_UP = Gauge("homesearch_gateway_ranking_up", "1 when the ranking service answered its last health check.")
 
@@ -105,6 +111,10 @@ class SearchServicer:
     def __init__(self, settings: GatewaySettings, ranking: RankingClient) -> None:
         self.settings = settings
         self.ranking = ranking
+        self.results: ResultCacheReader | None = None
+        if settings.cache_url:
+            self.results = ResultCacheReader(settings.cache_url, prefix=settings.cache_prefix,
+                                             collection=settings.collection, timeout_s=settings.cache_timeout_s)
 
     # -- registration -------------------------------------------------------
     def register(self, server: grpc.Server) -> None:
@@ -162,10 +172,18 @@ class SearchServicer:
         remaining = self._remaining_s(context)
         if remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the ranking call")
-        try:
-            resp = self.ranking.rank_stub.Rank(req, timeout=remaining, metadata=((REQUEST_ID_KEY, rid),))
-        except grpc.RpcError as exc:
-            self._abort_downstream(context, exc, "rank")
+        cached = self.results.get(req) if self.results is not None else None
+        if cached is not None:  # a hit costs one Redis round trip, not a ranking call
+            resp = search_pb2.SearchResponse.FromString(cached)
+            resp.cache_hit = True
+            RESULT_CACHE.labels("hit").inc()
+        else:
+            if self.results is not None and not req.no_cache:
+                RESULT_CACHE.labels("forwarded").inc()
+            try:
+                resp = self.ranking.rank_stub.Rank(req, timeout=remaining, metadata=((REQUEST_ID_KEY, rid),))
+            except grpc.RpcError as exc:
+                self._abort_downstream(context, exc, "rank")
         resp.request_id = rid
         resp.took_ms = (time.perf_counter() - start) * 1000.0
         log.info(

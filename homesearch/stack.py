@@ -391,7 +391,7 @@ class Stack:
         env = self._base_env()
         gateway_argv = self._hs(
             "gateway", "--addr", f"{self.host}:{a.gateway_port}", "--metrics-port", str(a.gateway_metrics_port),
-            "--ranking-addr", self.ranking_addr,
+            "--ranking-addr", self.ranking_addr, "--cache-url", self.redis_url,
         )
         if self.api_key is None:
             env["HOMESEARCH_AUTH_DISABLED"] = "1"

@@ -32,6 +32,8 @@ from typing import TypeVar
 import numpy as np
 import redis
 
+from homesearch import result_cache
+
 from homesearch.ranking.metrics import CACHE_CIRCUIT_OPEN, CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -152,8 +154,7 @@ class RedisCache:
 
     # -- results --------------------------------------------------------------------------
     def result_key(self, collection: str, generation: int, canonical_request: bytes) -> str:
-        digest = hashlib.sha256(canonical_request).hexdigest()
-        return f"{self.prefix}:res:{collection}:g{generation}:{digest}"
+        return result_cache.result_key(self.prefix, collection, generation, canonical_request)
 
     def get_result(self, key: str) -> bytes | None:
         value = self._call(lambda r: r.get(key))
@@ -168,7 +169,7 @@ class RedisCache:
 
     # -- generation -----------------------------------------------------------------------
     def generation_key(self, collection: str) -> str:
-        return f"{self.prefix}:gen:{collection}"
+        return result_cache.generation_key(self.prefix, collection)
 
     def get_generation(self, collection: str) -> int | None:
         value = self._call(lambda r: r.get(self.generation_key(collection)))
@@ -176,13 +177,12 @@ class RedisCache:
             return None
         return int(value)
 
-    def publish_generation(self, collection: str, generation: int) -> None:
-        """Raises the shared generation to at least ``generation`` (never lowers it)."""
-        script = (
-            "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-            "if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end return 1"
-        )
-        self._call(lambda r: r.eval(script, 1, self.generation_key(collection), generation))
+    def publish_generation(self, collection: str, generation: int) -> bool:
+        """Raises the shared generation to at least ``generation`` (never lowers it) and renews its
+        lease (``homesearch.result_cache``); False when Redis did not take it."""
+        key, lease = self.generation_key(collection), result_cache.GENERATION_LEASE_MS
+        result = self._call(lambda r: r.eval(result_cache.PUBLISH_SCRIPT, 1, key, generation, lease))
+        return result is not _BYPASS
 
     def close(self) -> None:
         if self._client is not None:

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+
+from homesearch import result_cache
 
 from homesearch.ranking.cache import RedisCache
 from homesearch.ranking.index.base import IndexMeta, ModelMismatchError, VectorIndex
@@ -45,6 +48,9 @@ class CatalogState:
         self.shared_generation = shared_generation
         self.catalog_language = catalog_language
         self._lock = threading.Lock()
+        self._published_at = 0.0
+        self._stop = threading.Event()
+        self._lease_thread: threading.Thread | None = None
 
     @property
     def meta(self) -> IndexMeta:
@@ -63,8 +69,9 @@ class CatalogState:
             meta.catalog_language = meta.catalog_language or self.catalog_language
             meta.generation = self._next_generation(meta.generation)
             self.index.save_meta(meta)
-            self.cache.publish_generation(self.collection, meta.generation)
+            self._publish(meta.generation)
         self.refresh_gauges()
+        self._start_lease()
         log.info(
             "index ready",
             extra={"model_version": model_version, "generation": meta.generation, "products": self.index.count()},
@@ -94,9 +101,44 @@ class CatalogState:
             if attribute_keys - set(meta.attribute_keys):
                 meta.attribute_keys = sorted(set(meta.attribute_keys) | attribute_keys)
             self.index.save_meta(meta)
-            self.cache.publish_generation(self.collection, meta.generation)
+            if not self._publish(meta.generation):
+                self._outlast_lease()
         INDEX_GENERATION.set(meta.generation)
         return meta.generation
+
+    # -- the generation lease readers trust (homesearch.result_cache) ------------------------
+    def _publish(self, generation: int) -> bool:
+        if not self.cache.enabled:
+            return True
+        ok = self.cache.publish_generation(self.collection, generation)
+        if ok:
+            self._published_at = time.monotonic()
+        return ok
+
+    def _outlast_lease(self) -> None:
+        """A new generation could not be published: wait until the old one's lease has run out,
+        so no reader can serve a result from before this write once it is acknowledged."""
+        left = self._published_at + result_cache.GENERATION_LEASE_MS / 1000.0 - time.monotonic()
+        if left > 0:
+            log.warning("generation not published; waiting out the old lease", extra={"wait_s": round(left, 2)})
+            time.sleep(left)
+
+    def _start_lease(self) -> None:
+        if not self.cache.enabled or self._lease_thread is not None:
+            return
+        self._lease_thread = threading.Thread(target=self._renew_lease, name="generation-lease", daemon=True)
+        self._lease_thread.start()
+
+    def _renew_lease(self) -> None:
+        while not self._stop.wait(result_cache.LEASE_REFRESH_S):
+            try:
+                self._publish(self.generation())
+            except Exception:  # noqa: BLE001 - the lease thread must outlive any hiccup
+                log.debug("generation lease renewal failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stops renewing the lease (readers fall back to ranking once it expires)."""
+        self._stop.set()
 
     def attribute_keys(self) -> set[str]:
         return set(self.index.meta.attribute_keys)

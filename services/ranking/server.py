@@ -148,6 +148,7 @@ class RankingApp:
         self.grpc.stop(grace_s)
 
     def _close(self) -> None:
+        self.state.close()
         self.index.close()
         self.cache.close()
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -12,6 +11,7 @@ import grpc
 
 from homesearch.encoders.client import EncoderUnavailableError, InvalidInputError
 from homesearch.logging import request_id_var
+from homesearch.result_cache import DEFAULT_TOP_K, canonical_request
 from homesearch.ranking.cache import RedisCache
 from homesearch.ranking.config import RankingSettings
 from homesearch.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
@@ -23,33 +23,10 @@ from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOP_K = 10
 
 
 class RequestError(ValueError):
     """A request the caller must fix (INVALID_ARGUMENT)."""
-
-
-def canonical_request(req: search_pb2.SearchRequest) -> bytes:
-    """Deterministic bytes of everything that changes the ranked result (cache key input).
-
-    Per-call fields (request_id, no_cache) are dropped, set-like lists sorted and
-    the image replaced by its digest, so equal searches share one cache entry.
-    """
-    c = search_pb2.SearchRequest()
-    c.CopyFrom(req)
-    c.request_id = ""
-    c.no_cache = False
-    if c.image:
-        c.image = hashlib.sha256(req.image).digest()
-    c.top_k = c.top_k or DEFAULT_TOP_K
-    cats = sorted(set(c.filter.categories))
-    del c.filter.categories[:]
-    c.filter.categories.extend(cats)
-    excl = sorted(set(c.filter.exclude_ids))
-    del c.filter.exclude_ids[:]
-    c.filter.exclude_ids.extend(excl)
-    return c.SerializeToString(deterministic=True)
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
