@@ -91,6 +91,8 @@ DRAFT_OVERSAMPLE = 2.0
 
 def draft_box(width: int, height: int, size: int, oversample: float = DRAFT_OVERSAMPLE) -> tuple[int, int] | None:
     """The size to ask Pillow's JPEG draft mode for, or None when no DCT reduction is possible."""
+    if not math.isfinite(oversample):  # float("inf"): never draft (full decode)
+        return None
     need = math.ceil(size * oversample)
     if min(width, height) < 2 * need:  # 1/2 is the smallest DCT reduction
         return None

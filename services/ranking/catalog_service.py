@@ -219,7 +219,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         """Embeds passages; an input the encoder rejects fails its product only (retry the rest)."""
         while items:
             try:
-                vecs = self.encoder.embed_texts([passage_text(x.product) for x in items], mode="passage")
+                vecs = self.encoder.embed_texts([passage_text(x.product) for x in items], mode="passage",
+                                                timeout_s=self.settings.ingest_encoder_timeout_s)
             except InvalidInputError as exc:
                 bad = exc.index if exc.index is not None and 0 <= exc.index < len(items) else None
                 if bad is None:
@@ -243,7 +244,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 return items
             flat = [img for x in items for img in x.product.images]
             try:
-                vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
+                vecs = np.asarray(self.encoder.embed_images(flat, timeout_s=self.settings.ingest_encoder_timeout_s),
+                                  dtype=np.float32)
             except InvalidInputError as exc:
                 if exc.index is not None and 0 <= exc.index < len(flat):
                     bad = owners[exc.index]

@@ -77,6 +77,9 @@ class RankingSettings(BaseSettings):
     # Encoders (Triton)
     triton_url: str = "127.0.0.1:8001"
     encoder_timeout_s: float = 10.0
+    # one catalog batch (32 passages or photos) through the encoders: a batch deadline, not a query's;
+    # on a busy 2-core box two queued batches took longer than the query deadline above
+    ingest_encoder_timeout_s: float = 120.0
     encoder_startup_timeout_s: float = 120.0
 
     # Cache (Redis/Valkey); empty URL disables the cache.
