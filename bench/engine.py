@@ -8,8 +8,9 @@ Four figures, each beside its baseline measured in the same run and interleaved 
 2. photo query p50 through the gateway (unique photo, ``no_cache``; decode included) vs the
    in-process PyTorch EfficientNet-Lite0 tower forward (pixels -> vector) at batch 1. Target <= 0.35x.
 3. ingestion of the dev catalog through ``homesearch index`` (products/s, photos + passages +
-   index writes, to searchable) vs in-process PyTorch Lite0 at batch 32 (decode included, img/s).
-   Target >= 4x.
+   index writes; the CLI's own clock, so the interpreter start of each of the chunks the catalog is
+   split into for interleaving is left out; with it: ``served_incl_cli_start``) vs in-process
+   PyTorch Lite0 at batch 32 (decode included, img/s). Target >= 4x.
 4. result-cache hit p50 through the gateway vs ``Health.Check`` on the gateway. Target <= 1.5x.
 
 The PyTorch baselines get the thread count that is fastest for them on this machine (1 or all
@@ -140,7 +141,7 @@ def run(addrs: StackAddrs, catalog: Path, *, quick: bool = False, log=print) -> 
     parts = 3 if quick else 6
     photos = [p.read_bytes() for p in sorted((catalog.parent / "images").glob("*.jpg"))[:96]]
     threads_img = _best_threads(lambda i: base.images(photos[:32]), n=2)
-    ingest_s = base_s = 0.0
+    ingest_s = base_s = wall_s = 0.0
     products = base_imgs = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for k, (part, count) in enumerate(_catalog_chunks(catalog, parts, Path(tmp))):
@@ -149,7 +150,8 @@ def run(addrs: StackAddrs, catalog: Path, *, quick: bool = False, log=print) -> 
             base_imgs += len(batch)
             t0 = time.perf_counter()
             summary = _index(addrs, part)
-            ingest_s += time.perf_counter() - t0
+            wall_s += time.perf_counter() - t0
+            ingest_s += summary["seconds"]  # the CLI's own clock: read, load, embed, write (no interpreter start)
             products += summary["upserted"] + summary["unchanged"] + summary["failed"]
             failed += summary["failed"]
             log(f"[engine] ingested part {k}: {count} products ({summary['failed']} failed)")
@@ -158,7 +160,8 @@ def run(addrs: StackAddrs, catalog: Path, *, quick: bool = False, log=print) -> 
                  "served": round(ingest_pps, 2), "in_process_pytorch": round(base_ips, 2),
                  "baseline": f"Lite0 batch 32 incl. decode, img/s ({threads_img} threads)",
                  "ratio": ratio(ingest_pps, base_ips), "target": f">= {TARGETS['ingest']}x",
-                 "met": ingest_pps / base_ips >= TARGETS["ingest"], "n": products})
+                 "met": ingest_pps / base_ips >= TARGETS["ingest"], "n": products,
+                 "served_incl_cli_start": round(products / wall_s, 2)})
 
     # 1. text cache miss vs e5 forward
     threads_txt = _best_threads(lambda i: base.text_query(unique_text(10**7 + i)))
