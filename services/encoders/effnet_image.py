@@ -18,6 +18,7 @@ import torch
 from homesearch.encoders.colour import colour_histogram
 from homesearch.encoders.encoders import PixelSpec, l2_normalize
 from homesearch.encoders.image_head import ProjectionHead, load_head
+from homesearch.encoders.visual import VISUAL_DIM, VISUAL_VERSION, VisualTower
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class EffNetImageEncoder:
         self.head_version = self.head.card.version
         self.version = f"{BACKBONE}+{self.head_version}"
         self.dim = output_dim
+        # photo -> photo descriptor (encoders/visual.py): the same backbone, no head
+        self.visual = VisualTower(self.backbone).eval()
+        self.visual_version = f"{BACKBONE}+{VISUAL_VERSION}"
+        self.visual_dim = VISUAL_DIM
         self.colour_hist_bins = self.head.card.colour_hist_bins
         px = self.head.card.pixels
         self.pixel_spec = (
@@ -87,6 +92,11 @@ class EffNetImageEncoder:
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
         """ImageNet logits from the backbone's own classifier (a sanity check of the weights)."""
         return self.backbone._fc(self.features(pixels).to(self.dtype)).float()
+
+    @torch.inference_mode()
+    def encode_visual(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 1280) float32 CPU: the ``visual`` descriptor of each (preprocessed) view."""
+        return self.visual(pixels.to(self.device, self.dtype)).float().cpu()
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

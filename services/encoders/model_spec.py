@@ -55,6 +55,16 @@ class ModelSpec:
 
         return f"{BACKBONE}+{head_version(self.head_dir)}"
 
+    def visual_version(self) -> str:
+        """Version of the ``visual`` photo->photo vector; "" when the family has none (CLIP
+        checkpoints: their image embedding already serves photo queries)."""
+        if self.model_dir is not None:
+            return ""
+        from homesearch.encoders.effnet_image import BACKBONE
+        from homesearch.encoders.visual import VISUAL_VERSION
+
+        return f"{BACKBONE}+{VISUAL_VERSION}"
+
     def dim(self) -> int:
         if self.model_dir is not None:
             cfg = json.loads((Path(self.model_dir) / "config.json").read_text(encoding="utf-8"))

@@ -128,6 +128,53 @@ def resize_pad(x: torch.Tensor, size: int) -> torch.Tensor:
     return out[0]
 
 
+# -- views for the ``visual`` vector (encoders/visual.py) -------------------------------------
+Box = tuple[int, int, int, int]  # top, left, bottom, right (pixels, bottom/right exclusive)
+VISUAL_MODES = ("index", "query")
+FOREGROUND_WHITE_MIN = 235  # as colour.WHITE_MIN: a pixel whose darkest channel is >= this is background
+FOREGROUND_MARGIN = 0.04
+
+
+def foreground_box(x: torch.Tensor, white_min: int = FOREGROUND_WHITE_MIN, margin: float = FOREGROUND_MARGIN) -> Box:
+    """Bounding box of the non-white pixels of a (3, H, W) uint8 photo, grown by ``margin`` of its
+    size; the whole photo when (almost) nothing is darker than ``white_min`` (no studio background)."""
+    _, h, w = x.shape
+    fg = x.min(dim=0).values < white_min
+    rows, cols = torch.nonzero(fg.any(dim=1)).flatten(), torch.nonzero(fg.any(dim=0)).flatten()
+    if len(rows) < 2 or len(cols) < 2:
+        return (0, 0, h, w)
+    t, b, l, r = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    mh, mw = int((b - t) * margin), int((r - l) * margin)
+    return (max(0, t - mh), max(0, l - mw), min(h, b + mh), min(w, r + mw))
+
+
+def grid_boxes(h: int, w: int) -> list[Box]:
+    """Whole photo, 2x2 overlapping crops (60 % of each side), 3x3 (45 %), centre (60 %): 15 boxes
+    that put a product shown anywhere in a room photo near the middle of at least one of them."""
+    out: list[Box] = [(0, 0, h, w)]
+    for g, frac in ((2, 0.6), (3, 0.45)):
+        ch, cw = int(h * frac), int(w * frac)
+        for i in range(g):
+            for j in range(g):
+                t, l = int(i * (h - ch) / (g - 1)), int(j * (w - cw) / (g - 1))
+                out.append((t, l, t + ch, l + cw))
+    ch, cw = int(h * 0.6), int(w * 0.6)
+    t, l = (h - ch) // 2, (w - cw) // 2
+    out.append((t, l, t + ch, l + cw))
+    return out
+
+
+def visual_boxes(x: torch.Tensor, mode: str) -> list[Box]:
+    """The crops of one decoded photo the ``visual`` vector describes: ``index`` = whole photo +
+    tight foreground crop (catalogue photos on white); ``query`` = the 15 grid boxes."""
+    if mode not in VISUAL_MODES:
+        raise ValueError(f"visual mode must be one of {VISUAL_MODES}, got {mode!r}")
+    _, h, w = x.shape
+    if mode == "index":
+        return [(0, 0, h, w), foreground_box(x)]
+    return grid_boxes(h, w)
+
+
 class ImagePreprocessor:
     """Turns a batch of encoded images into model input; bad items are reported, not raised."""
 
@@ -183,6 +230,22 @@ class ImagePreprocessor:
                 out[i] = resize_pad(x, self.spec.size)
             except ImageInputError as e:
                 errors[i] = str(e)
+        return out, errors
+
+    def decode_views(self, images: Sequence[bytes], mode: str) -> tuple[list[list[torch.Tensor] | None], dict[int, str]]:
+        """Per image the (3, size, size) float [0, 255] crops of ``visual_boxes(mode)``, each
+        resized and white-padded like the main view; errors by index. Decoded with Pillow at up to
+        4x ``size`` so small crops keep their detail."""
+        out: list[list[torch.Tensor] | None] = [None] * len(images)
+        errors: dict[int, str] = {}
+        for i, data in enumerate(images):
+            try:
+                x = _decode_pil(_open(data, self.limits), 2 * self.spec.size)
+            except ImageInputError as e:
+                errors[i] = str(e)
+                continue
+            x = x.to(self.device)
+            out[i] = [resize_pad(x[:, t:b, l:r].contiguous(), self.spec.size) for t, l, b, r in visual_boxes(x, mode)]
         return out, errors
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:

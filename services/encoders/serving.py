@@ -214,7 +214,68 @@ class ImageEncoderModel(_Base):
             },
         )
 
+    def _wants(self, request: Any) -> tuple[bool, str | None]:
+        """(EMBEDDING asked for, visual mode or None): outputs are computed only when requested."""
+        try:
+            names = set(request.requested_output_names())
+        except Exception:  # older stubs: everything
+            names = {wire.EMBEDDING}
+        if wire.VISUAL not in names:
+            return True, None
+        if not hasattr(self.encoder, "encode_visual"):
+            raise ValueError(f"this image model ({self.encoder.version}) has no {wire.VISUAL} output")
+        t = pb_utils.get_input_tensor_by_name(request, wire.VISUAL_MODE)
+        codes = set(_input(request, wire.VISUAL_MODE).reshape(-1).tolist()) if t is not None else {0}
+        if len(codes) != 1 or next(iter(codes)) not in wire.VISUAL_MODE_NAMES:
+            raise ValueError(f"{wire.VISUAL_MODE} must be one of {sorted(wire.VISUAL_MODE_NAMES)} for the whole request")
+        return wire.EMBEDDING in names, wire.VISUAL_MODE_NAMES[next(iter(codes))]
+
     def execute(self, requests: list[Any]) -> list[Any]:
+        plain = []
+        responses: list[Any] = [None] * len(requests)
+        for r, req in enumerate(requests):
+            try:
+                want_embedding, mode = self._wants(req)
+            except ValueError as e:
+                responses[r] = _error(f"malformed request: {e}")
+                continue
+            if mode is None:
+                plain.append(r)
+            else:
+                responses[r] = self._execute_visual(req, want_embedding, mode)
+        if plain:
+            for r, resp in zip(plain, self._execute_embedding([requests[r] for r in plain])):
+                responses[r] = resp
+        return responses
+
+    def _execute_visual(self, request: Any, want_embedding: bool, mode: str) -> Any:
+        """One request asking for VISUAL (and maybe EMBEDDING): per image, its views' descriptors."""
+        try:
+            imgs = wire.unpack(_input(request, wire.IMAGE), _input(request, wire.IMAGE_LENGTH))
+        except ValueError as e:
+            return _error(f"malformed request: {e}")
+        views, errors = self.pre.decode_views(imgs, mode)
+        if errors:
+            return _error(wire.format_item_errors(errors))
+        try:
+            k = len(views[0])  # type: ignore[arg-type]
+            flat = [v for vs in views for v in vs]  # type: ignore[union-attr]
+            out = []
+            for s in range(0, len(flat), self.max_batch):
+                out.append(self.encoder.encode_visual(self.pre.normalize(torch.stack(flat[s : s + self.max_batch]))))
+            visual = torch.cat(out).reshape(len(imgs), k, -1)
+            tensors = [pb_utils.Tensor.from_dlpack(wire.VISUAL, to_dlpack(visual.float().contiguous()))]
+            if want_embedding:
+                # the main view through the usual decode, so EMBEDDING equals a plain request's
+                decoded, _ = self.pre.decode(imgs)
+                emb = self.encoder.encode_pixels(self.pre.normalize(torch.stack(decoded)))  # type: ignore[arg-type]
+                tensors.append(pb_utils.Tensor.from_dlpack(wire.EMBEDDING, to_dlpack(emb.float().contiguous())))
+            return pb_utils.InferenceResponse(output_tensors=tensors)
+        except Exception as e:
+            log.exception("visual encoding failed", extra={"model": self.kind})
+            return _error(f"image encoder failed: {e}", "INTERNAL")
+
+    def _execute_embedding(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         items: list[bytes] = []
         owner: list[tuple[int, int]] = []  # flat index -> (request, row)

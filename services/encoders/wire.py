@@ -7,8 +7,11 @@ Requests are ``[n, max_len]``; rows of different requests may differ in width
 
 text_encoder:  TEXT uint8 [n, L] (UTF-8), TEXT_LENGTH int32 [n, 1], MODE uint8 [n, 1]
                (0 = query, 1 = passage)  ->  EMBEDDING fp32 [n, dim]
-image_encoder: IMAGE uint8 [n, L] (JPEG/PNG/WebP bytes), IMAGE_LENGTH int32 [n, 1]
-               ->  EMBEDDING fp32 [n, dim]
+image_encoder: IMAGE uint8 [n, L] (JPEG/PNG/WebP bytes), IMAGE_LENGTH int32 [n, 1],
+               optional VISUAL_MODE uint8 [n, 1] (0 = index, 1 = query; one value per request)
+               ->  EMBEDDING fp32 [n, dim] (text space) and/or VISUAL fp32 [n, K, 1280]
+               (the photo->photo descriptor of K views: 2 for index, 15 for query; see
+               encoders/visual.py); each output is computed only when the client asks for it.
 
 Rejected requests fail as a whole with an INVALID_ARGUMENT error whose message lists
 ``item <i>: <reason>`` for each bad item (``i`` is the row in that request).
@@ -30,6 +33,11 @@ MODE = "MODE"
 IMAGE = "IMAGE"
 IMAGE_LENGTH = "IMAGE_LENGTH"
 EMBEDDING = "EMBEDDING"
+VISUAL = "VISUAL"
+VISUAL_MODE = "VISUAL_MODE"
+VISUAL_MODES: dict[str, int] = {"index": 0, "query": 1}
+VISUAL_MODE_NAMES: dict[int, str] = {v: k for k, v in VISUAL_MODES.items()}
+PARAM_VISUAL_VERSION = "visual_version"  # "" = the model family has no visual vector
 
 MODES: dict[str, int] = {"query": 0, "passage": 1}
 MODE_NAMES: dict[int, str] = {v: k for k, v in MODES.items()}

@@ -56,6 +56,7 @@ class _Pending:
     content_hash: str = ""
     text_vector: np.ndarray | None = None
     image_vectors: list[np.ndarray] = field(default_factory=list)
+    visual_vectors: list[np.ndarray] = field(default_factory=list)  # (views, 1280) per photo
 
 
 def passage_text(p: ranking_pb2.Product) -> str:
@@ -217,8 +218,12 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             if not owners:
                 return items
             flat = [img for x in items for img in x.product.images]
+            visual = None
             try:
-                vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
+                if self.encoder.model_info().visual_version:  # one call: both vectors of each photo
+                    visual, vecs = self.encoder.embed_images_visual(flat, "index", with_embedding=True)
+                else:
+                    vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
             except InvalidInputError as exc:
                 if exc.index is not None and 0 <= exc.index < len(flat):
                     bad = owners[exc.index]
@@ -233,6 +238,9 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                 continue
             for i, v in zip(owners, vecs):
                 items[i].image_vectors.append(v)
+            if visual is not None:
+                for i, rows in zip(owners, visual):
+                    items[i].visual_vectors.append(rows)
             return items
 
     def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
@@ -259,6 +267,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             product_id=p.id,
             text_vector=x.text_vector.tolist(),
             image_vectors=[v.tolist() for v in x.image_vectors],
+            visual_vectors=[row.tolist() for rows in x.visual_vectors for row in rows],
             bm25=SparseVec(list(sparse.indices), list(sparse.values)),
             payload=payload,
         )

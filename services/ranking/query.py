@@ -7,7 +7,10 @@ Signals (names match ``Hit.signal_scores`` and the ``Fusion`` weights):
   When the query language differs from the catalog's, the dense query is the
   translation from ``analyze_query`` and BM25 gets original + translation +
   expansions (the catalog is enriched with Chinese terms at ingestion).
-- image query: ``image`` (image vs photos) and ``text`` (image vs product text).
+- image query: ``image`` (image vs photos) and ``text`` (image vs product text). When the encoders
+  serve the ``visual`` photo->photo descriptor, ``image`` compares the query photo's crops with the
+  products' ``visual`` rows instead of the text-space vectors (a shopper photo shows one product
+  among others; the text-space head keeps the type and loses which product it is).
 - image + text: ``text`` and ``lexical`` from the text, ``image`` searched with the
   weighted sum of the normalised text and image query vectors, then score fusion.
 """
@@ -23,6 +26,8 @@ from homesearch.ranking.index.schema import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     TEXT_VECTOR,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     SignalQuery,
     SparseVec,
 )
@@ -48,6 +53,19 @@ class QueryEncoder:
 
     def model_version(self) -> str:
         return self.encoder.model_info().model_version
+
+    def has_visual(self) -> bool:
+        return bool(self.encoder.model_info().visual_version)
+
+    def visual(self, data: bytes, model_version: str) -> np.ndarray:
+        """(views, 1280) ``visual`` descriptors of a query photo's crops (cached like embeddings)."""
+        key = self.cache.embedding_key(model_version, "vis", data)
+        vec = self.cache.get_embedding(key)
+        if vec is None:
+            rows, _ = self.encoder.embed_images_visual([data], "query")
+            vec = np.asarray(rows[0], dtype=np.float32)
+            self.cache.put_embedding(key, vec)
+        return vec.reshape(-1, VISUAL_DIM)
 
     def text(self, text: str, model_version: str) -> np.ndarray:
         from homesearch.ranking.language import normalize
@@ -107,7 +125,12 @@ def plan_query(
         ivec = encoder.image(image, model_version)
         if tvec is None:
             plan.kind = "image"
-            queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
+            if encoder.has_visual():
+                rows = encoder.visual(image, model_version)
+                queries.append(SignalQuery(IMAGE, VISUAL_VECTOR, rows=rows.tolist(), limit=limit))
+                plan.notes.append(f"photo matched on the visual vector ({len(rows)} crops)")
+            else:
+                queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
             queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=ivec.tolist(), limit=limit))
         else:
             plan.kind = "image+text"

@@ -24,6 +24,9 @@ from homesearch.ranking.index.schema import (
     BM25_VECTOR,
     FLOAT_FIELDS,
     IMAGE_VECTOR,
+    MULTIVECTORS,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     KEYWORD_FIELDS,
     RESULT_PAYLOAD,
     STOCK_IN,
@@ -102,6 +105,11 @@ class EdgeIndex:
                             qe.Distance.Cosine,
                             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                         ),
+                        VISUAL_VECTOR: qe.EdgeVectorParams(
+                            VISUAL_DIM,
+                            qe.Distance.Cosine,
+                            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                        ),
                     },
                     sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                     hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
@@ -135,6 +143,8 @@ class EdgeIndex:
             }
             if p.image_vectors:
                 vector[IMAGE_VECTOR] = p.image_vectors
+            if p.visual_vectors:
+                vector[VISUAL_VECTOR] = p.visual_vectors
             points.append(qe.Point(p.point_id, vector, p.payload))
         with self._write_lock:
             shard = self._require()
@@ -202,8 +212,8 @@ class EdgeIndex:
         for q in queries:
             if q.sparse is not None:
                 vec = qe.SparseVector(q.sparse.indices, q.sparse.values)
-            elif q.using == IMAGE_VECTOR:
-                vec = [q.dense]  # multivector field: a one-row query multivector
+            elif q.using in MULTIVECTORS:
+                vec = q.rows or [q.dense]  # multivector field: a (one-row) query multivector
             else:
                 vec = q.dense
             requests.append(

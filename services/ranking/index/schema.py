@@ -10,6 +10,9 @@ payload atomically (no half-written product is ever visible):
   query matches a product through its best-matching photo. Products without photos
   have no ``image`` vector at all (they cannot match image signals; fusion treats the
   signal as absent for them rather than as a bad score).
+- named dense multivector ``visual`` (1280-d, MAX_SIM): the photo->photo descriptor of each photo's
+  views (whole photo + foreground crop; encoders/visual.py), searched by photo queries. Absent when
+  the encoders serve no visual vector (CLIP-family checkpoints) or the product has no photo.
 - sparse vector ``bm25``: BM25 term frequencies (+ Chinese enrichment); IDF is
   applied by Qdrant (``Modifier.IDF``) so it stays correct as the catalog changes.
 
@@ -32,10 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PRODUCT_NAMESPACE = uuid.UUID("6f1c3a52-8f0e-4d3b-9a57-2f3d1f7c9e01")
-SCHEMA_VERSION = 1  # bump when payload/vector layout changes (part of the content hash)
+SCHEMA_VERSION = 2  # 2: + ``visual`` multivector. Bump when payload/vector layout changes (part of the content hash)
 
 TEXT_VECTOR = "text"
 IMAGE_VECTOR = "image"
+VISUAL_VECTOR = "visual"
+VISUAL_DIM = 1280
+MULTIVECTORS = (IMAGE_VECTOR, VISUAL_VECTOR)  # fields compared with MAX_SIM (query = rows)
 BM25_VECTOR = "bm25"
 
 ATTR_PREFIX = "attr"
@@ -97,6 +103,7 @@ class IndexedProduct:
     image_vectors: list[list[float]]  # empty: product has no photo
     bm25: SparseVec
     payload: dict[str, Any]
+    visual_vectors: list[list[float]] = field(default_factory=list)  # photos x views rows; empty: none
 
     @property
     def point_id(self) -> str:
@@ -134,6 +141,7 @@ class SignalQuery:
     dense: list[float] | None = None
     sparse: SparseVec | None = None
     limit: int = 50
+    rows: list[list[float]] | None = None  # a multi-row query (MAX_SIM fields): sum over rows of the best match
 
 
 @dataclass

@@ -21,6 +21,9 @@ from homesearch.ranking.index.schema import (
     BM25_VECTOR,
     FLOAT_FIELDS,
     IMAGE_VECTOR,
+    MULTIVECTORS,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     KEYWORD_FIELDS,
     RESULT_PAYLOAD,
     STOCK_IN,
@@ -99,6 +102,13 @@ class ServerIndex:
                                 comparator=models.MultiVectorComparator.MAX_SIM
                             ),
                         ),
+                        VISUAL_VECTOR: models.VectorParams(
+                            size=VISUAL_DIM,
+                            distance=models.Distance.COSINE,
+                            multivector_config=models.MultiVectorConfig(
+                                comparator=models.MultiVectorComparator.MAX_SIM
+                            ),
+                        ),
                     },
                     sparse_vectors_config={BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                     shard_number=self._shards,
@@ -128,6 +138,8 @@ class ServerIndex:
             }
             if p.image_vectors:
                 vector[IMAGE_VECTOR] = p.image_vectors
+            if p.visual_vectors:
+                vector[VISUAL_VECTOR] = p.visual_vectors
             points.append(models.PointStruct(id=p.point_id, vector=vector, payload=p.payload))
         with self._lock:
             for p in products:
@@ -168,8 +180,8 @@ class ServerIndex:
         for q in queries:
             if q.sparse is not None:
                 vec = models.SparseVector(indices=q.sparse.indices, values=q.sparse.values)
-            elif q.using == IMAGE_VECTOR:
-                vec = [q.dense]
+            elif q.using in MULTIVECTORS:
+                vec = q.rows or [q.dense]
             else:
                 vec = q.dense
             requests.append(
