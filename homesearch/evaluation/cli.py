@@ -20,9 +20,10 @@ bootstrap interval (1,000 resamples of the queries, seed 0) of each metric: the 
 product type (type-hash-v1: every held-out query asks for a type absent from training; serve a head
 trained with ``homesearch train --split type`` for an honest number, or a zero-shot tower).
 
---strip-attribute KEY (repeatable, needs --index) indexes the catalog without that attribute, e.g. the
-implicit-attribute dev set: ``--index --strip-attribute color`` with the ``<colour> <type>`` queries, so
-only the photo can answer the colour (homesearch.evaluation.sets).
+--strip-attribute KEY (repeatable, needs --index) indexes the catalog without that attribute.
+--implicit-attribute KEY is the implicit-attribute dev set: ``--index --implicit-attribute color`` indexes
+the catalog without its colour and keeps the ``<colour> <type>`` queries whose type has several colours,
+so only the photo can answer the colour part (homesearch.evaluation.sets.implicit_attribute_queries).
 
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
 each photo has one relevant product).
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", choices=["line", "type"], default="line", help="hold out product lines or types (default %(default)s)")
     ap.add_argument("--strip-attribute", action="append", default=[], metavar="KEY",
                     help="index without this attribute (implicit-attribute set; repeatable; needs --index)")
+    ap.add_argument("--implicit-attribute", metavar="KEY",
+                    help="the implicit-attribute set: strip KEY (as --strip-attribute) and keep only the queries that "
+                         "name a KEY value of a type with several values (sets.implicit_attribute_queries)")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
@@ -133,6 +137,13 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         queries = queries[: args.limit]
         qrels = {q["id"]: qrels[q["id"]] for q in queries}
 
+    if args.implicit_attribute:
+        from homesearch.evaluation.sets import implicit_attribute_queries
+
+        keep = {q["id"] for q in implicit_attribute_queries(catalog, queries, args.implicit_attribute)}
+        queries = [q for q in queries if q["id"] in keep]
+        qrels = {q["id"]: qrels[q["id"]] for q in queries}
+        args.strip_attribute = [*args.strip_attribute, args.implicit_attribute]
     if args.strip_attribute:
         if not args.index:
             raise SystemExit("homesearch eval: --strip-attribute changes what is indexed, so it needs --index")

@@ -48,3 +48,38 @@ def write_catalog(catalog: Sequence[dict], base: Path, dest: Path) -> Path:
                 p["images"] = [_absolute(x, base) for x in p["images"]]
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     return dest
+
+
+def _values(product: dict, key: str) -> set[str]:
+    from homesearch.ranking.index.schema import attr_match_values, normalize_attr_key
+
+    out: set[str] = set()
+    for k, v in (product.get("attributes") or {}).items():
+        if normalize_attr_key(k) == normalize_attr_key(key) and v:
+            out.update(attr_match_values(v))
+    return out
+
+
+def implicit_attribute_queries(catalog: Sequence[dict], queries: Sequence[dict], key: str = "color") -> list[dict]:
+    """The queries only the photo can answer once ``key`` is stripped from the product text: the
+    query names one of its relevant products' ``key`` values (``"white bed"``), and the catalog has
+    another product of the same type whose ``key`` differs, so the type alone does not decide.
+    (Most IKEA types have one product, where text alone already wins: those queries measure
+    nothing about the photo and are left out.)"""
+    from homesearch.evaluation.split import product_type
+
+    by_id = {p["id"]: p for p in catalog}
+    values_of_type: dict[str, set[frozenset[str]]] = {}
+    for p in catalog:
+        values_of_type.setdefault(product_type(p), set()).add(frozenset(_values(p, key)))
+    out = []
+    for q in queries:
+        rel = [by_id[r] for r in q.get("relevant", []) if r in by_id]
+        text = " " + " ".join((q.get("text") or "").lower().split()) + " "
+        if not rel or not text.strip():
+            continue
+        named = any(f" {v} " in text or text.startswith(f" {v}") for p in rel for v in _values(p, key))
+        ambiguous = any(len(values_of_type[product_type(p)]) > 1 for p in rel)
+        if named and ambiguous:
+            out.append(q)
+    return out

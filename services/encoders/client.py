@@ -154,7 +154,7 @@ class EncoderClient:
         with_embedding: bool = False,
         timeout_s: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The ``visual`` photo->photo descriptors: (n, K, 1280) float32, rows L2-normalised, K views
+        """The ``visual`` photo->photo descriptors: (n, K, 512) float32, rows L2-normalised, K views
         per photo (``index``: whole + foreground crop; ``query``: 15 crops; encoders/visual.py).
         With ``with_embedding`` also the (n, dim) text-space vectors from the same call (ingestion
         needs both), else None. Raises EncoderError when the image model has no visual output."""

@@ -9,7 +9,7 @@ text_encoder:  TEXT uint8 [n, L] (UTF-8), TEXT_LENGTH int32 [n, 1], MODE uint8 [
                (0 = query, 1 = passage)  ->  EMBEDDING fp32 [n, dim]
 image_encoder: IMAGE uint8 [n, L] (JPEG/PNG/WebP bytes), IMAGE_LENGTH int32 [n, 1],
                optional VISUAL_MODE uint8 [n, 1] (0 = index, 1 = query; one value per request)
-               ->  EMBEDDING fp32 [n, dim] (text space) and/or VISUAL fp32 [n, K, 1280]
+               ->  EMBEDDING fp32 [n, dim] (text space) and/or VISUAL fp32 [n, K, 512]
                (the photo->photo descriptor of K views: 2 for index, 15 for query; see
                encoders/visual.py); each output is computed only when the client asks for it.
 

@@ -56,7 +56,7 @@ class _Pending:
     content_hash: str = ""
     text_vector: np.ndarray | None = None
     image_vectors: list[np.ndarray] = field(default_factory=list)
-    visual_vectors: list[np.ndarray] = field(default_factory=list)  # (views, 1280) per photo
+    visual_vectors: list[np.ndarray] = field(default_factory=list)  # (views, 512) per photo
 
 
 def passage_text(p: ranking_pb2.Product) -> str:

@@ -58,7 +58,7 @@ class QueryEncoder:
         return bool(self.encoder.model_info().visual_version)
 
     def visual(self, data: bytes, model_version: str) -> np.ndarray:
-        """(views, 1280) ``visual`` descriptors of a query photo's crops (cached like embeddings)."""
+        """(views, 512) ``visual`` descriptors of a query photo's crops (cached like embeddings)."""
         key = self.cache.embedding_key(model_version, "vis", data)
         vec = self.cache.get_embedding(key)
         if vec is None:
@@ -126,9 +126,11 @@ def plan_query(
         if tvec is None:
             plan.kind = "image"
             if encoder.has_visual():
+                # one search per crop; the service keeps each product's best crop (max), which
+                # measured far better than one multi-row MAX_SIM query (a sum over the crops)
                 rows = encoder.visual(image, model_version)
-                queries.append(SignalQuery(IMAGE, VISUAL_VECTOR, rows=rows.tolist(), limit=limit))
-                plan.notes.append(f"photo matched on the visual vector ({len(rows)} crops)")
+                queries.extend(SignalQuery(IMAGE, VISUAL_VECTOR, rows=[row], limit=limit) for row in rows.tolist())
+                plan.notes.append(f"photo matched on the visual vector (best of {len(rows)} crops)")
             else:
                 queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
             queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=ivec.tolist(), limit=limit))

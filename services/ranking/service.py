@@ -26,6 +26,22 @@ log = logging.getLogger(__name__)
 DEFAULT_TOP_K = 10
 
 
+def merge_signal_lists(queries: list, results: list[list]) -> dict[str, list]:
+    """Candidates per signal; several searches of one signal (the crops of a photo query) merge
+    into one list keeping each product's best score, best first."""
+    lists: dict[str, list] = {}
+    for q, r in zip(queries, results):
+        if q.signal not in lists:
+            lists[q.signal] = list(r)
+            continue
+        best = {c.product_id: c for c in lists[q.signal]}
+        for c in r:
+            if c.product_id not in best or c.score > best[c.product_id].score:
+                best[c.product_id] = c
+        lists[q.signal] = sorted(best.values(), key=lambda c: -c.score)[: q.limit]
+    return lists
+
+
 class RequestError(ValueError):
     """A request the caller must fix (INVALID_ARGUMENT)."""
 
@@ -184,7 +200,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         t1 = time.perf_counter()
         results = self.state.index.search(plan.queries, flt)
         t2 = time.perf_counter()
-        lists = {q.signal: r for q, r in zip(plan.queries, results)}
+        lists = merge_signal_lists(plan.queries, results)
         method, weights = self._weights(req, plan.kind)
         if method == "rrf":
             fused = fuse_rrf(lists, weights, k=d.rrf_k)

@@ -55,7 +55,7 @@ def test_visual_descriptor_finds_a_catalogue_photo_from_a_crop(photos):
     pre = ImagePreprocessor(DEFAULT_PIXELS, torch.device("cpu"))
     names = sorted(photos)
     gallery, _ = pre.decode_views([photos[n] for n in names], "index")
-    g = torch.stack([enc.encode_visual(pre.normalize(torch.stack(v))) for v in gallery])  # (n, 2, 1280)
+    g = torch.stack([enc.encode_visual(pre.normalize(torch.stack(v))) for v in gallery])  # (n, 2, 512)
     assert torch.allclose(g.norm(dim=-1), torch.ones(g.shape[:2]), atol=1e-4)
     for i, n in enumerate(names):
         img = Image.open(io.BytesIO(photos[n])).convert("RGB")
@@ -64,7 +64,7 @@ def test_visual_descriptor_finds_a_catalogue_photo_from_a_crop(photos):
         buf = io.BytesIO()
         crop.save(buf, "JPEG", quality=70)
         qv, _ = pre.decode_views([buf.getvalue()], "query")
-        q = enc.encode_visual(pre.normalize(torch.stack(qv[0])))  # (15, 1280)
+        q = enc.encode_visual(pre.normalize(torch.stack(qv[0])))  # (15, 512)
         scores = torch.einsum("kd,nvd->nkv", q, g).amax(dim=(1, 2))
         assert int(scores.argmax()) == i, (n, scores.tolist())
 
@@ -74,16 +74,16 @@ def test_served_visual_matches_in_process(encoder_client, photos):
     from homesearch.encoders.preprocess import ImagePreprocessor
 
     info = encoder_client.model_info()
-    assert info.visual_version.startswith("effnet-lite0+gem")
+    assert info.visual_version.startswith("effnet-lite0+gem3-pw512")
     assert info.model_version.endswith("|" + info.visual_version)
     imgs = list(photos.values())[:3]
     visual, emb = encoder_client.embed_images_visual(imgs, "index", with_embedding=True)
-    assert visual.shape == (3, 2, 1280) and emb.shape == (3, 384)
+    assert visual.shape == (3, 2, 512) and emb.shape == (3, 384)
     assert np.allclose(np.linalg.norm(visual, axis=-1), 1.0, atol=1e-4)
     plain = encoder_client.embed_images(imgs)
     assert (plain * emb).sum(1).min() > 0.999  # same text-space vector as a plain request
     q, none = encoder_client.embed_images_visual(imgs[:1], "query")
-    assert q.shape == (1, 15, 1280) and none is None
+    assert q.shape == (1, 15, 512) and none is None
     enc = EffNetImageEncoder(head_dir=None)
     pre = ImagePreprocessor(DEFAULT_PIXELS, torch.device("cpu"))
     views, _ = pre.decode_views(imgs[:1], "index")

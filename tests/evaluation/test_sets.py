@@ -59,3 +59,30 @@ def test_eval_cli_refuses_strip_attribute_without_index():
 
     with pytest.raises(SystemExit, match="needs --index"):
         main(["--catalog", str(DATA / "catalog.jsonl"), "--strip-attribute", "color"], client_factory=lambda: None)
+
+
+@needs_data
+def test_implicit_attribute_queries_need_the_photo():
+    from homesearch.evaluation.sets import implicit_attribute_queries
+
+    cat, qs = load_jsonl(DATA / "catalog.jsonl"), load_jsonl(DATA / "queries.jsonl")
+    by_id = {p["id"]: p for p in cat}
+    iq = implicit_attribute_queries(cat, qs, "color")
+    assert 100 < len(iq) < len(qs)
+    for q in iq[:200]:
+        rel = [by_id[r] for r in q["relevant"]]
+        colours = {c.strip() for p in rel for c in p["attributes"].get("color", "").split(",") if c.strip()}
+        assert any(c in q["text"].lower() for c in colours), q
+        same_type = [p for p in cat if product_type(p) == product_type(rel[0])]
+        assert len({p["attributes"].get("color", "") for p in same_type}) > 1, q
+
+
+def test_implicit_attribute_queries_on_a_tiny_catalog():
+    from homesearch.evaluation.sets import implicit_attribute_queries
+
+    cat = [{"id": "1", "title": "A Bed", "category": "Bed", "attributes": {"Color": "white, pine"}},
+           {"id": "2", "title": "B Bed", "category": "Bed", "attributes": {"color": "black"}},
+           {"id": "3", "title": "C Lamp", "category": "Lamp", "attributes": {"color": "white"}}]
+    qs = [{"id": "a", "text": "white bed", "relevant": ["1"]}, {"id": "b", "text": "white lamp", "relevant": ["3"]},
+          {"id": "c", "text": "bed", "relevant": ["1", "2"]}]
+    assert [q["id"] for q in implicit_attribute_queries(cat, qs)] == ["a"]  # lamp: one colour; c: names none

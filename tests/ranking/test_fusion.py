@@ -66,3 +66,17 @@ def test_max_normalisation_keeps_bm25_zero_meaningful():
         {"lexical": lex, "text": dense}, {"lexical": 1.0, "text": 1.0}, methods={"lexical": "max"})}
     assert fused["b"].normalized["lexical"] == pytest.approx(1.9 / 2.1)
     assert fused["c"].normalized["lexical"] == 0.0  # no term matched
+
+
+def test_crop_searches_of_one_signal_merge_by_best_score():
+    """A photo query runs one visual search per crop; each product keeps its best crop."""
+    from homesearch.ranking.index.schema import Candidate, SignalQuery
+    from homesearch.ranking.service import merge_signal_lists
+
+    qs = [SignalQuery("image", "visual", rows=[[1.0]], limit=2), SignalQuery("image", "visual", rows=[[0.5]], limit=2),
+          SignalQuery("text", "text", dense=[1.0], limit=2)]
+    res = [[Candidate("a", 0.9, {}), Candidate("b", 0.2, {})], [Candidate("b", 0.95, {}), Candidate("c", 0.5, {})],
+           [Candidate("a", 0.3, {})]]
+    lists = merge_signal_lists(qs, res)
+    assert [(c.product_id, c.score) for c in lists["image"]] == [("b", 0.95), ("a", 0.9)]  # cut to the limit
+    assert [c.product_id for c in lists["text"]] == ["a"]

@@ -10,7 +10,7 @@ payload atomically (no half-written product is ever visible):
   query matches a product through its best-matching photo. Products without photos
   have no ``image`` vector at all (they cannot match image signals; fusion treats the
   signal as absent for them rather than as a bad score).
-- named dense multivector ``visual`` (1280-d, MAX_SIM): the photo->photo descriptor of each photo's
+- named dense multivector ``visual`` (512-d, MAX_SIM): the photo->photo descriptor of each photo's
   views (whole photo + foreground crop; encoders/visual.py), searched by photo queries. Absent when
   the encoders serve no visual vector (CLIP-family checkpoints) or the product has no photo.
 - sparse vector ``bm25``: BM25 term frequencies (+ Chinese enrichment); IDF is
@@ -40,7 +40,7 @@ SCHEMA_VERSION = 2  # 2: + ``visual`` multivector. Bump when payload/vector layo
 TEXT_VECTOR = "text"
 IMAGE_VECTOR = "image"
 VISUAL_VECTOR = "visual"
-VISUAL_DIM = 1280
+VISUAL_DIM = 512  # = encoders.visual.VISUAL_DIM
 MULTIVECTORS = (IMAGE_VECTOR, VISUAL_VECTOR)  # fields compared with MAX_SIM (query = rows)
 BM25_VECTOR = "bm25"
 
