@@ -79,9 +79,9 @@ class EffNetImageEncoder:
         return x.float().mean(dim=(2, 3))
 
     @torch.inference_mode()
-    def head_inputs(self, pixels: torch.Tensor) -> torch.Tensor:
+    def head_inputs(self, pixels: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
         """(n, input_dim) float32: pooled features, + the colour histogram when the head takes one."""
-        feats = self.features(pixels)
+        feats = self.features(pixels) if feats is None else feats
         if not self.colour_hist_bins:
             return feats
         spec = self.pixel_spec
@@ -95,8 +95,16 @@ class EffNetImageEncoder:
 
     @torch.inference_mode()
     def encode_visual(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, 1280) float32 CPU: the ``visual`` descriptor of each (preprocessed) view."""
+        """(n, 512) float32 CPU: the ``visual`` descriptor of each (preprocessed) view."""
         return self.visual(pixels.to(self.device, self.dtype)).float().cpu()
+
+    @torch.inference_mode()
+    def encode_both(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text-space vectors, visual descriptors) of the same views from ONE backbone pass:
+        the head takes the average-pooled map, the visual vector its GeM (ingestion needs both)."""
+        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype))
+        emb = l2_normalize(self.head(self.head_inputs(pixels, fmap.float().mean(dim=(2, 3))))).cpu()
+        return emb, self.visual.pool(fmap).float().cpu()
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -255,20 +255,33 @@ class ImageEncoderModel(_Base):
         except ValueError as e:
             return _error(f"malformed request: {e}")
         views, errors = self.pre.decode_views(imgs, mode)
+        main: list = []
+        if want_embedding and not errors:
+            # the main view through the usual decode, so EMBEDDING equals a plain request's
+            main, errors = self.pre.decode(imgs)
         if errors:
             return _error(wire.format_item_errors(errors))
         try:
             k = len(views[0])  # type: ignore[arg-type]
-            flat = [v for vs in views for v in vs]  # type: ignore[union-attr]
-            out = []
-            for s in range(0, len(flat), self.max_batch):
-                out.append(self.encoder.encode_visual(self.pre.normalize(torch.stack(flat[s : s + self.max_batch]))))
-            visual = torch.cat(out).reshape(len(imgs), k, -1)
-            tensors = [pb_utils.Tensor.from_dlpack(wire.VISUAL, to_dlpack(visual.float().contiguous()))]
+            rest = [v for vs in views for v in (vs[1:] if want_embedding else vs)]  # type: ignore[union-attr]
+            tensors = []
+            head_rows: list[torch.Tensor] = []
+            vis_main: list[torch.Tensor] = []
+            for s in range(0, len(main), self.max_batch):  # view 0 once for both vectors
+                emb, vis = self.encoder.encode_both(self.pre.normalize(torch.stack(main[s : s + self.max_batch])))
+                head_rows.append(emb)
+                vis_main.append(vis)
+            out = [self.encoder.encode_visual(self.pre.normalize(torch.stack(rest[s : s + self.max_batch])))
+                   for s in range(0, len(rest), self.max_batch)]
             if want_embedding:
-                # the main view through the usual decode, so EMBEDDING equals a plain request's
-                decoded, _ = self.pre.decode(imgs)
-                emb = self.encoder.encode_pixels(self.pre.normalize(torch.stack(decoded)))  # type: ignore[arg-type]
+                others = torch.cat(out).reshape(len(imgs), k - 1, -1) if k > 1 else None
+                first = torch.cat(vis_main).unsqueeze(1)
+                visual = torch.cat([first, others], dim=1) if others is not None else first
+            else:
+                visual = torch.cat(out).reshape(len(imgs), k, -1)
+            tensors.append(pb_utils.Tensor.from_dlpack(wire.VISUAL, to_dlpack(visual.float().contiguous())))
+            if want_embedding:
+                emb = torch.cat(head_rows)
                 tensors.append(pb_utils.Tensor.from_dlpack(wire.EMBEDDING, to_dlpack(emb.float().contiguous())))
             return pb_utils.InferenceResponse(output_tensors=tensors)
         except Exception as e:
