@@ -63,8 +63,12 @@ class RegionDefaults(BaseModel):
     max_regions: int = 8
     # Weight of region vector vs product *text* per region (0 = photos only), fused with the photo signal.
     text_weight: float = 0.0
-    # Per-region candidates; the merged list sums each product's best region scores.
-    per_region_candidates: int = 30
+    # Per-region candidates (re-scored by the hubness correction, then merged round robin).
+    per_region_candidates: int = 50
+    # Hubness correction (region_bank.py): region score = cos - hub_weight * mean of the product's
+    # hub_k best cosines to the shipped bank of dev-room crops; 0 disables. Chosen on dev scenes.
+    hub_weight: float = 0.5
+    hub_k: int = 10
 
 
 class RankingSettings(BaseSettings):

@@ -71,6 +71,15 @@ def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def correct_hubness(results: list[list[Candidate]], hub: dict[str, float], weight: float) -> list[list[Candidate]]:
+    """Per region: ``cos - weight * hub(product)``, re-sorted (see region_bank.py)."""
+    out = []
+    for cands in results:
+        fixed = [Candidate(c.product_id, c.score - weight * hub.get(c.product_id, 0.0), c.payload) for c in cands]
+        out.append(sorted(fixed, key=lambda c: (-c.score, c.product_id)))
+    return out
+
+
 def merge(
     boxes: list[Box], results: list[list[Candidate]], depth: int, order_scores: list[float] | None = None
 ) -> tuple[list[RegionResult], list[FusedHit]]:

@@ -25,6 +25,7 @@ from homesearch.ranking.journey_checks import journey_field_errors
 from homesearch.ranking.modifiers import parse_modifiers
 from homesearch.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
 from homesearch.ranking import regions as regions_mod
+from homesearch.ranking.region_bank import HubScores, load_bank
 from homesearch.ranking.regions import RegionResult
 from homesearch.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
@@ -78,6 +79,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self.state = state
         self.encoder = query_encoder
         self.cache = cache
+        self._hubs: tuple[tuple[str, int], HubScores | None] | None = None
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, req: search_pb2.SearchRequest) -> SearchFilter:
@@ -310,9 +312,28 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 [Candidate(h.product_id, h.score, h.payload) for h in fuse_weighted(dict(zip(weights, lists)), weights, method=self.settings.fusion.normalization)]
                 for lists in per_region
             ]
+        hub_note = ""
+        hubs = self._hub_scores(model_version, using)
+        if hubs is not None:
+            ids = sorted({c.product_id for cands in results for c in cands})
+            hub = hubs.of(self.state.index.retrieve(ids))
+            results = regions_mod.correct_hubness(results, hub, rs.hub_weight)
+            image_top = None  # corrected scores order the regions
+            hub_note = f", hubness-corrected (k={rs.hub_k}, weight {rs.hub_weight:g})"
         regions, merged = regions_mod.merge(boxes, results, depth=need, order_scores=image_top)
-        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
+        note = f"shop the look: {len(boxes)} regions searched on vector {using!r}{hub_note}, merged round robin"
         return regions[: req.max_regions or rs.max_regions], merged, note
+
+    def _hub_scores(self, model_version: str, using: str) -> HubScores | None:
+        """The hub scorer for the served image model, when a bank ships for it (photo vector only)."""
+        rs = self.settings.regions
+        if rs.hub_weight <= 0 or using != IMAGE_VECTOR:
+            return None
+        key = (model_version, rs.hub_k)
+        if self._hubs is None or self._hubs[0] != key:
+            bank = load_bank(model_version)
+            self._hubs = (key, HubScores(bank, rs.hub_k) if bank is not None else None)
+        return self._hubs[1]
 
     def _reference_by_id(self, product_id: str) -> Reference:
         stored = self.state.index.retrieve([product_id]).get(product_id)
