@@ -49,8 +49,11 @@ def build_app(settings: ConsoleSettings, client: HomesearchClient | None = None)
     """The ASGI app. ``client`` defaults to a HomesearchClient for ``settings.gateway`` (closed on shutdown)."""
     settings.check()
     own_client = client is None
-    client = client or HomesearchClient(settings.gateway, api_key=settings.api_key or None,
-                                        tls=settings.gateway_tls, timeout_s=settings.timeout_s)
+    if client is None:
+        ca = settings.gateway_ca.read_bytes() if settings.gateway_ca else None
+        client = HomesearchClient(settings.gateway, api_key=settings.api_key or None,
+                                  tls=settings.gateway_tls or ca is not None, root_certificates=ca,
+                                  timeout_s=settings.timeout_s)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette):

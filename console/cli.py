@@ -42,6 +42,9 @@ def build_parser(defaults: ConsoleSettings) -> argparse.ArgumentParser:
                    "variable, a flag is visible in the process list")
     p.add_argument("--gateway-tls", action="store_true", default=defaults.gateway_tls,
                    help="TLS to the gateway [HOMESEARCH_CONSOLE_GATEWAY_TLS]")
+    p.add_argument("--gateway-ca", type=Path, default=defaults.gateway_ca,
+                   help="PEM CA (or self-signed certificate) that the gateway's certificate is checked against; "
+                   "implies --gateway-tls [HOMESEARCH_CONSOLE_GATEWAY_CA] (default: the system's roots)")
     p.add_argument("--catalog", type=Path, default=defaults.catalog,
                    help="catalog JSONL that the stack indexed: product facts and photos [HOMESEARCH_CONSOLE_CATALOG]")
     p.add_argument("--queries-dirs", default=defaults.queries_dirs,
@@ -62,7 +65,8 @@ def settings_from_args(argv: list[str] | None) -> ConsoleSettings:
     defaults = ConsoleSettings()
     a = build_parser(defaults).parse_args(argv)
     update = {
-        "addr": a.addr, "gateway": a.gateway, "gateway_tls": a.gateway_tls, "catalog": a.catalog,
+        "addr": a.addr, "gateway": a.gateway, "gateway_tls": a.gateway_tls or a.gateway_ca is not None,
+        "gateway_ca": a.gateway_ca, "catalog": a.catalog,
         "queries_dirs": a.queries_dirs, "timeout_s": a.timeout, "max_upload_bytes": a.max_upload_bytes,
         "grace_s": a.grace,
     }

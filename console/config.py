@@ -50,6 +50,10 @@ class ConsoleSettings(BaseSettings):
         description="gateway API key, kept server-side (never sent to the browser)",
     )
     gateway_tls: bool = Field(False, description="TLS to the gateway")
+    gateway_ca: Path | None = Field(
+        None, description="PEM file of the CA (or self-signed certificate) the gateway's TLS certificate is "
+        "checked against; implies gateway_tls (default: the system's roots)"
+    )
     timeout_s: float = Field(10.0, gt=0, description="deadline of one gateway call")
     catalog: Path | None = Field(None, description="the catalog JSONL the stack indexed (product facts and photos)")
     queries_dirs: str = Field(
@@ -83,5 +87,7 @@ class ConsoleSettings(BaseSettings):
             )
         if self.token and len(self.token) < 12:
             raise ValueError("the console token must be at least 12 characters")
+        if self.gateway_ca is not None and not self.gateway_ca.is_file():
+            raise ValueError(f"gateway CA file not found: {self.gateway_ca}")
         if self.catalog is not None and not self.catalog.is_file():
             raise ValueError(f"catalog not found: {self.catalog}")

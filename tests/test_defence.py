@@ -117,6 +117,18 @@ def test_every_internal_rpc_refuses_anonymous_forged_and_wrong_scope_calls(stack
         assert "injected-1" not in c.search("INJECTED product", top_k=10, no_cache=True).product_ids
 
 
+def test_console_reaches_a_tls_gateway(stack) -> None:
+    """`up` hands the console the CA its probe trusts: the console's searches and health go over
+    TLS (it used to dial the TLS gateway in plaintext and answer every search with a 502)."""
+    import httpx
+
+    console = f"http://127.0.0.1:{stack['ports']['--console-port']}"
+    assert httpx.get(console + "/healthz", timeout=10).json()["gateway"] == "serving"
+    r = httpx.post(console + "/api/search", json={"text": "sofa"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["hits"]
+
+
 def test_triton_refuses_admin_api_calls(stack) -> None:
     http = stack["ports"]["--triton-http-port"]
     req = urllib.request.Request(f"http://127.0.0.1:{http}/v2/logging", data=b'{"log_verbose_level": 3}',

@@ -183,6 +183,8 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
                   "--gateway", cfg.gateway_addr)
         if cfg.catalog:
             argv += ["--catalog", str(cfg.catalog.resolve())]
+        if cfg.tls_cert:  # reach a TLS gateway the way its clients do, trusting what up's probe trusts
+            argv += ["--gateway-ca", str(Path(cfg.tls_ca or cfg.tls_cert).resolve())]
         env = _env(cfg)  # the API key goes in the environment, never on the command line (ps shows argv)
         env.pop("HOMESEARCH_API_KEY", None)
         if cfg.api_key:
