@@ -20,7 +20,7 @@ from bench.harness import (
     recall_at_k,
     to_json,
 )
-from bench.search import unique_text
+from bench.search import targets, unique_text
 from bench.synthetic import SyntheticCatalog, SyntheticSpec, exact_topk
 
 SMALL = SyntheticSpec(dim=32, n_categories=12, families_per_category=3, seed=7)
@@ -170,3 +170,24 @@ def test_suite_result_markdown_and_strict_json() -> None:
     assert md.startswith("## search") and "### Latency" in md and "- a note" in md and "| 1 | – |" in md
     doc = json.loads(to_json(r.to_dict()))  # NaN/inf -> null, so strict parsers accept it
     assert doc["data"]["x"] is None and doc["tables"][0]["rows"][0]["p50_ms"] is None
+
+
+def _row(state: str, c: int, qps: float, errors: int = 0, kinds: dict | None = None) -> dict:
+    row = {"query": "text", "cache": state, "target": "gateway", "concurrency": c, "p50_ms": 10.0,
+           "p99_ms": 20.0, "qps": qps, "errors": errors}
+    if kinds:
+        row["error_kinds"] = json.dumps(kinds)
+    return row
+
+
+def test_overload_target_accepts_admission_refusals_but_no_other_error() -> None:
+    """c=16 cache misses overload 2 cores by design: refusals are the admission control working."""
+    base = [_row("miss", 1, 40.0)]
+    refused = {t["target"]: t["met"] for t in targets(base + [_row("miss", 16, 39.0, 120, {"RESOURCE_EXHAUSTED": 120})])}
+    assert refused["text miss, c=16 (overload): no errors but admission refusals, accepted QPS >= 0.9x c=1"]
+    failing = targets(base + [_row("miss", 16, 39.0, 121, {"RESOURCE_EXHAUSTED": 120, "DEADLINE_EXCEEDED": 1})])
+    assert not [t for t in failing if t["target"].startswith("text miss, c=16")][0]["met"]
+    slow = targets(base + [_row("miss", 16, 20.0, 0)])
+    assert not [t for t in slow if t["target"].startswith("text miss, c=16")][0]["met"]
+    hits = targets([_row("hit", 16, 150.0, 1, {"RESOURCE_EXHAUSTED": 1})])
+    assert not hits[0]["met"], "a refused cache hit is an error: hits must not queue behind misses"
