@@ -28,7 +28,8 @@ only the photo can answer the colour (homesearch.evaluation.sets).
 ``attributes.color`` *and* without colour words in titles and descriptions (glossary colour terms,
 ``sets.strip_colour_words``), and only the colour-decisive queries are scored: those naming a colour
 whose relevant product's category also holds a non-relevant product of another colour in the indexed
-gallery (``sets.colour_decisive``; the others a type match alone answers). The report gives both
+gallery (``sets.colour_decisive``; the others a type match alone answers); --min-colour-distractors 10
+asks for ten such products, the set where R@10 (not only R@1) needs the colour. The report gives both
 counts (``implicit_colour``). With --index it indexes that catalog first; without, the stack must already
 hold it (an earlier ``--index --implicit-colour`` run with the same --subset/--split).
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="index without this attribute (implicit-attribute set; repeatable; needs --index)")
     ap.add_argument("--implicit-colour", action="store_true",
                     help="honest implicit-attribute set: no colour in the indexed text, colour-decisive queries only")
+    ap.add_argument("--min-colour-distractors", type=int, default=1, metavar="N",
+                    help="with --implicit-colour: the category must hold N other-colour products (10: R@10 needs the colour)")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
@@ -149,9 +152,11 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         catalog = strip_attributes(catalog, args.strip_attribute)
     implicit: dict = {}
     if args.implicit_colour:
-        decisive = colour_decisive(queries, qrels, catalog, args.text_field)  # on the gallery, colours still known
+        # on the gallery, colours still known
+        decisive = colour_decisive(queries, qrels, catalog, args.text_field, args.min_colour_distractors)
         catalog = strip_colour_words(strip_attributes(catalog, ["color"]))
-        implicit = {"queries_before": len(queries), "colour_decisive": len(decisive)}
+        implicit = {"queries_before": len(queries), "colour_decisive": len(decisive),
+                    "min_colour_distractors": args.min_colour_distractors}
         queries = [q for q in queries if q["id"] in decisive]
         qrels = {q["id"]: qrels[q["id"]] for q in queries}
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,

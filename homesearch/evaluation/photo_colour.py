@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--catalog", required=True)
     ap.add_argument("--tune", action="store_true", help="grid-search thresholds on the train lines")
+    ap.add_argument("--tune-on", choices=["line", "both"], default="line",
+                    help="tune on the train lines, or on products in train of both the line and the type split "
+                         "(so the held-out types are unseen by the tuning too)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     path = Path(args.catalog).resolve()
@@ -97,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     fg = load_foregrounds(catalog, path.parent)
     line, typ = make_split(catalog, by="line"), make_split(catalog, by="type")
     train = line.products("train")
+    if args.tune_on == "both":
+        in_type_train = set(typ.products("train"))
+        train = [p for p in train if p in in_type_train]
     t = DEFAULT
     report: dict = {}
     if args.tune:
         t = tune(fg, truth, train)
         report["chosen_on_train"] = {k: getattr(t, k) for k in GRID}
+        report["tuned_on"] = args.tune_on
     report["thresholds"] = asdict(t)
     report["train_lines"] = score(fg, truth, train, t)
     report["heldout_lines"] = score(fg, truth, line.products("dev", "test"), t)

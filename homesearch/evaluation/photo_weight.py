@@ -28,6 +28,7 @@ TOP_K = 16
 
 def main(argv: list[str] | None = None) -> int:
     from homesearch.client import HomesearchClient
+    from homesearch.evaluation.cli import _search_with_retry
     from homesearch.evaluation.metrics import evaluate
     from homesearch.evaluation.sets import colour_decisive
     from homesearch.evaluation.split import load_jsonl, make_split
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     client = HomesearchClient(args.gateway, timeout_s=60)
     pools: dict[str, list[tuple[str, float, float]]] = {}
     for q in queries:
-        res = client.search(text=q[args.text_field], top_k=TOP_K, explain=True, no_cache=True)
+        res = _search_with_retry(client, 5, text=q[args.text_field], top_k=TOP_K, explain=True, no_cache=True)
         pool = []
         for h in res.hits:
             b = h.signal_scores.get("photo_color_boost", 0.0)

@@ -87,11 +87,15 @@ def strip_colour_words(catalog: Sequence[dict]) -> list[dict]:
 
 
 def colour_decisive(queries: Sequence[dict], qrels: dict[str, list[str]], catalog: Sequence[dict],
-                    text_field: str = "text") -> set[str]:
+                    text_field: str = "text", min_distractors: int = 1) -> set[str]:
     """Ids of the queries where only the colour can decide: the query names a colour, and the
     gallery (``catalog``) holds a non-relevant product of a relevant product's category whose
     colour differs. On the others a type match alone finds every relevant product, so text alone
-    answers them even without colour (the reason a colour-stripped set alone is not honest)."""
+    answers them even without colour (the reason a colour-stripped set alone is not honest).
+
+    ``min_distractors``: how many such other-colour products the category must hold. With fewer than
+    10, a type match alone still puts every relevant product in the top 10 (R@10 counts it), so
+    ``min_distractors=10`` is the set where R@10 itself needs the colour."""
     from services.ranking.colour_words import palette_names
 
     by_cat: dict[str, list[dict]] = {}
@@ -106,7 +110,8 @@ def colour_decisive(queries: Sequence[dict], qrels: dict[str, list[str]], catalo
             continue
         rel_colours = {colour_of.get(r, "") for r in rel}
         for r in rel:
-            if any(o["id"] not in rel and colour_of[o["id"]] not in rel_colours for o in by_cat.get(cat_of.get(r, ""), [])):
+            others = [o for o in by_cat.get(cat_of.get(r, ""), []) if o["id"] not in rel and colour_of[o["id"]] not in rel_colours]
+            if len(others) >= min_distractors:
                 out.add(q["id"])
                 break
     return out

@@ -93,3 +93,13 @@ def test_implicit_colour_set_leaves_no_colour_word_in_the_indexed_text():
     pat = re.compile(r"(?<![\w\-])(" + "|".join(re.escape(t) for t in colour_terms()) + r")(?![\w\-])", re.I)
     assert not any(pat.search(f"{p['title']} {p.get('description', '')}") for p in cat)
     assert not any("color" in (p.get("attributes") or {}) for p in cat)
+
+
+def test_colour_decisive_min_distractors_counts_other_colour_products():
+    from homesearch.evaluation.sets import colour_decisive
+
+    cat = [{"id": "r", "title": "A", "category": "Sofa", "attributes": {"color": "red"}}] + [
+        {"id": f"b{i}", "title": "B", "category": "Sofa", "attributes": {"color": "blue"}} for i in range(3)]
+    qs, qrels = [{"id": "q", "text": "red sofa"}], {"q": ["r"]}
+    assert colour_decisive(qs, qrels, cat, min_distractors=3) == {"q"}
+    assert colour_decisive(qs, qrels, cat, min_distractors=4) == set()
