@@ -50,7 +50,7 @@ class FusionDefaults(BaseModel):
     # Photo colour (photo_boost.py): a query naming a colour adds up to this much to the fused score
     # ([0, 1]) of products whose photo shows it; the boost is full when that colour covers
     # ``photo_colour_full`` of the photo's foreground. Only with image weight > 0, weighted fusion.
-    # Chosen on the implicit-attribute dev queries (docs/evaluation.md, "Photo colour").
+    # Chosen on line-split dev (implicit-colour, English and Chinese queries; docs/evaluation.md, "Photo colour").
     photo_colour_weight: float = 0.2
     photo_colour_full: float = 0.5
     # Image+text queries: the image signal is searched with normalise(a*text + (1-a)*image).
