@@ -24,6 +24,15 @@ trained with ``homesearch train --split type`` for an honest number, or a zero-s
 implicit-attribute dev set: ``--index --strip-attribute color`` with the ``<colour> <type>`` queries, so
 only the photo can answer the colour (homesearch.evaluation.sets).
 
+--implicit-colour is the honest implicit-attribute set: the catalog is indexed without
+``attributes.color`` *and* without colour words in titles and descriptions (glossary colour terms,
+``sets.strip_colour_words``), and only the colour-decisive queries are scored: those naming a colour
+whose relevant product's category also holds a non-relevant product of another colour in the indexed
+gallery (``sets.colour_decisive``; the others a type match alone answers); --min-colour-distractors 10
+asks for ten such products, the set where R@10 (not only R@1) needs the colour. The report gives both
+counts (``implicit_colour``). With --index it indexes that catalog first; without, the stack must already
+hold it (an earlier ``--index --implicit-colour`` run with the same --subset/--split).
+
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
 each photo has one relevant product).
 
@@ -59,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", choices=["line", "type"], default="line", help="hold out product lines or types (default %(default)s)")
     ap.add_argument("--strip-attribute", action="append", default=[], metavar="KEY",
                     help="index without this attribute (implicit-attribute set; repeatable; needs --index)")
+    ap.add_argument("--implicit-colour", action="store_true",
+                    help="honest implicit-attribute set: no colour in the indexed text, colour-decisive queries only")
+    ap.add_argument("--min-colour-distractors", type=int, default=1, metavar="N",
+                    help="with --implicit-colour: the category must hold N other-colour products (10: R@10 needs the colour)")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
     from tqdm import tqdm
 
     from homesearch.evaluation.metrics import METRIC_NAMES, evaluate, query_metrics
-    from homesearch.evaluation.sets import strip_attributes, write_catalog
+    from homesearch.evaluation.sets import colour_decisive, strip_attributes, strip_colour_words, write_catalog
     from homesearch.evaluation.split import load_jsonl, make_split
 
     catalog_path = Path(args.catalog).resolve()
@@ -137,15 +150,26 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         if not args.index:
             raise SystemExit("homesearch eval: --strip-attribute changes what is indexed, so it needs --index")
         catalog = strip_attributes(catalog, args.strip_attribute)
+    implicit: dict = {}
+    if args.implicit_colour:
+        # on the gallery, colours still known
+        decisive = colour_decisive(queries, qrels, catalog, args.text_field, args.min_colour_distractors)
+        catalog = strip_colour_words(strip_attributes(catalog, ["color"]))
+        implicit = {"queries_before": len(queries), "colour_decisive": len(decisive),
+                    "min_colour_distractors": args.min_colour_distractors}
+        queries = [q for q in queries if q["id"] in decisive]
+        qrels = {q["id"]: qrels[q["id"]] for q in queries}
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
                     "split": args.split if split is not None else None, "stripped_attributes": args.strip_attribute,
                     "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
+    if implicit:
+        report["implicit_colour"] = implicit
     if args.index:
         from services.ranking.ingest.cli import main as index_main
 
         with tempfile.TemporaryDirectory() as tmp:
             sub = catalog_path
-            if args.subset != "all" or args.strip_attribute:  # a rewritten catalog, absolute image paths
+            if args.subset != "all" or args.strip_attribute or args.implicit_colour:  # a rewritten catalog, absolute image paths
                 sub = write_catalog(catalog, catalog_path.parent, Path(tmp) / "catalog.jsonl")
             t = time.perf_counter()
             # The index CLI prints its summary on stdout: keep stdout for the report (--json).

@@ -33,6 +33,8 @@ from services.encoders.client import EncoderError, EncoderUnavailableError, Inva
 from services.ranking.config import RankingSettings
 from services.ranking.generation import CatalogState
 from services.ranking.index.base import ModelMismatchError
+from services.ranking.ingest.photo_colour import METHOD as PHOTO_COLOUR_METHOD
+from services.ranking.ingest.photo_colour import main_photo_colours
 from services.ranking.index.schema import (
     IndexedProduct,
     SparseVec,
@@ -111,6 +113,7 @@ def _product_fields(p: ranking_pb2.Product) -> dict:
         "currency": p.currency,
         "in_stock": p.in_stock if p.HasField("in_stock") else None,
         "image_uris": list(p.image_uris),
+        "photo_colour_method": PHOTO_COLOUR_METHOD,  # a new estimate method re-derives every product
     }
 
 
@@ -303,6 +306,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             n_images=len(p.images),
             content_hash=x.content_hash,
             model_version=model_version,
+            photo_colors=main_photo_colours(list(p.images)),
         )
         return IndexedProduct(
             product_id=p.id,

@@ -47,6 +47,12 @@ class FusionDefaults(BaseModel):
     # BM25 has a true zero (no term matched), so it is scaled by the best match: s / max.
     lexical_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     rrf_k: int = 60
+    # Photo colour (photo_boost.py): a query naming a colour adds up to this much to the fused score
+    # ([0, 1]) of products whose photo shows it; the boost is full when that colour covers
+    # ``photo_colour_full`` of the photo's foreground. Only with image weight > 0, weighted fusion.
+    # Chosen on line-split dev (implicit-colour, English and Chinese queries; docs/evaluation.md, "Photo colour").
+    photo_colour_weight: float = 0.2
+    photo_colour_full: float = 0.5
     # Image+text queries: the image signal is searched with normalise(a*text + (1-a)*image).
     mix_text_share: float = 0.3
     # Candidates fetched per signal: max(min_candidates, candidate_factor * (offset + top_k)).

@@ -45,6 +45,7 @@ class FusedHit:
     payload: dict
     raw: dict[str, float] = field(default_factory=dict)  # signal -> raw score (explain)
     normalized: dict[str, float] = field(default_factory=dict)  # signal -> normalised score
+    boosts: dict[str, float] = field(default_factory=dict)  # additive boosts after fusion (photo_boost.py)
 
 
 def normalize(scores: list[float], method: str) -> tuple[list[float], float]:

@@ -22,6 +22,8 @@ from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
+from services.ranking.photo_boost import BOOST as PHOTO_BOOST
+from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
 from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
@@ -226,6 +228,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             results = index.search(plan.queries, flt)
             t2 = time.perf_counter()
             method, weights, fused = self._fuse(req, plan, results)
+            if not composed and reference is None:
+                fused, note = self._photo_boost(req, method, weights, fused)
+                if note:
+                    notes.append(note)
         if composed:
             if reference is None:
                 reference = photo_reference(plan, results)
@@ -352,6 +358,20 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         )
         return method, weights, fused
 
+    def _photo_boost(
+        self, req: search_pb2.SearchRequest, method: str, weights: dict[str, float], fused: list[FusedHit]
+    ) -> tuple[list[FusedHit], str]:
+        """The photo-colour boost (photo_boost.py) when the text names a colour and the photo counts."""
+        d = self.settings.fusion
+        if method != "weighted" or weights.get(IMAGE, 0.0) <= 0 or d.photo_colour_weight <= 0:
+            return fused, ""
+        accepted = query_colours(req.text)
+        if not accepted:
+            return fused, ""
+        names = ", ".join(n for n, w in accepted.items() if w >= 1.0)
+        return (apply_boost(fused, accepted, d.photo_colour_weight, d.photo_colour_full),
+                f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
+
     @staticmethod
     def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
         p = h.payload
@@ -369,12 +389,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[signal] = raw
             for signal, n in h.normalized.items():
                 hit.signal_scores[f"{signal}_norm"] = n
+            for name, b in h.boosts.items():
+                hit.signal_scores[f"{name}_boost"] = b
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")
             missing = [s for s, w in weights.items() if w > 0 and s not in h.raw]
             if missing:
                 parts.append("not a candidate for: " + ", ".join(missing))
+            if p.get(PHOTO_BOOST) is not None or h.boosts.get(PHOTO_BOOST):
+                boost = h.boosts.get(PHOTO_BOOST, 0.0)
+                parts.append(describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             hit.explanation = "; ".join(parts)
         return hit
 

@@ -59,3 +59,47 @@ def test_eval_cli_refuses_strip_attribute_without_index():
 
     with pytest.raises(SystemExit, match="needs --index"):
         main(["--catalog", str(DATA / "catalog.jsonl"), "--strip-attribute", "color"], client_factory=lambda: None)
+
+
+def test_strip_colour_words_removes_colour_from_title_and_description_only():
+    from homesearch.evaluation.sets import strip_colour_words
+
+    cat = [{"id": "a", "title": "KIVIK Sofa, dark grey", "description": "A black-brown frame and a white cover.",
+            "attributes": {"size": "3-seat"}}, {"id": "b", "title": "LACK Table", "description": "Light and easy."}]
+    out = strip_colour_words(cat)
+    assert out[0]["title"] == "KIVIK Sofa,"
+    assert out[0]["description"] == "A frame and a cover."
+    assert out[1]["description"] == "Light and easy."  # "light" alone is not a colour
+    assert cat[0]["title"] == "KIVIK Sofa, dark grey" and out[0]["attributes"] == {"size": "3-seat"}
+
+
+def test_colour_decisive_keeps_only_queries_the_type_alone_cannot_answer():
+    from homesearch.evaluation.sets import colour_decisive
+
+    cat = [{"id": "r", "title": "A", "category": "Sofa", "attributes": {"color": "red"}},
+           {"id": "b", "title": "B", "category": "Sofa", "attributes": {"color": "blue"}},
+           {"id": "l", "title": "C", "category": "Lamp", "attributes": {"color": "red"}}]
+    qs = [{"id": "q1", "text": "red sofa"}, {"id": "q2", "text": "red lamp"}, {"id": "q3", "text": "sofa"}]
+    qrels = {"q1": ["r"], "q2": ["l"], "q3": ["r"]}
+    assert colour_decisive(qs, qrels, cat) == {"q1"}  # q2: the only lamp; q3: names no colour
+
+
+@needs_data
+def test_implicit_colour_set_leaves_no_colour_word_in_the_indexed_text():
+    from homesearch.evaluation.sets import colour_terms, strip_colour_words
+    import re
+
+    cat = strip_colour_words(strip_attributes(load_jsonl(DATA / "catalog.jsonl"), ["color"]))
+    pat = re.compile(r"(?<![\w\-])(" + "|".join(re.escape(t) for t in colour_terms()) + r")(?![\w\-])", re.I)
+    assert not any(pat.search(f"{p['title']} {p.get('description', '')}") for p in cat)
+    assert not any("color" in (p.get("attributes") or {}) for p in cat)
+
+
+def test_colour_decisive_min_distractors_counts_other_colour_products():
+    from homesearch.evaluation.sets import colour_decisive
+
+    cat = [{"id": "r", "title": "A", "category": "Sofa", "attributes": {"color": "red"}}] + [
+        {"id": f"b{i}", "title": "B", "category": "Sofa", "attributes": {"color": "blue"}} for i in range(3)]
+    qs, qrels = [{"id": "q", "text": "red sofa"}], {"q": ["r"]}
+    assert colour_decisive(qs, qrels, cat, min_distractors=3) == {"q"}
+    assert colour_decisive(qs, qrels, cat, min_distractors=4) == set()

@@ -133,7 +133,8 @@ def test_index_info(ranking_service):
     info = ranking_service.info()
     assert info.products == len(sample_products())
     assert info.backend == "edge"
-    assert set(info.attribute_keys) == {"color", "material", "size"}
+    # photo_color: named colours the service estimates from each main photo (ingest/photo_colour.py)
+    assert set(info.attribute_keys) == {"color", "material", "size", "photo_color"}
     assert info.model_version and info.disk_bytes > 0 and info.index_generation > 0
 
 

@@ -1,0 +1,62 @@
+"""Query side of the photo colour: a bounded additive boost for products whose photo shows the
+colour the query names.
+
+Why a boost and not a filter: the estimate is from pixels and wrong for a share of products
+(docs/evaluation.md, "Photo colour"), and a query's colour word may describe a part of the
+product; a filter would drop right products, a small bounded boost only reorders near-ties of the
+fused score (which is in [0, 1] for weighted fusion).
+
+Reading the query: Chinese (or mixed) text goes through the reviewed glossary (``analyze_query``,
+深蓝色 -> dark blue), then English colour phrases are read by ``colour_words.accepted_names``.
+
+The boost is part of the *photo* evidence: it applies only when the request's image weight is
+above zero, so ``--signals text`` stays a text-only ranking, and only to weighted fusion (RRF
+scores are rank-based, on another scale).
+"""
+
+from __future__ import annotations
+
+from services.ranking.colour_words import accepted_names
+from services.ranking.fusion import FusedHit
+
+BOOST = "photo_color"
+
+
+def query_colours(text: str) -> dict[str, float]:
+    """Palette names (with weight 1 or 0.5) that the query's colour words accept; {} when none."""
+    text = text.strip()
+    if not text:
+        return {}
+    if any("\u4e00" <= c <= "\u9fff" for c in text):
+        from services.ranking.language import analyze_query
+
+        text = analyze_query(text, catalog_language="en").dense_text
+    return accepted_names(text)
+
+
+def photo_match(accepted: dict[str, float], photo: list[dict] | None, full: float) -> float:
+    """0..1: the accepted share of the photo's foreground (each name's fraction times its weight),
+    reaching 1 at ``full``."""
+    if not accepted or not photo:
+        return 0.0
+    share = sum(float(c.get("fraction", 0.0)) * accepted.get(str(c.get("name")), 0.0) for c in photo)
+    return min(1.0, share / full) if full > 0 else float(share > 0)
+
+
+def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float, full: float) -> list[FusedHit]:
+    """Adds ``weight * photo_match`` to each hit's score (recorded in ``hit.boosts``) and re-sorts."""
+    if not accepted or weight <= 0:
+        return hits
+    for h in hits:
+        m = photo_match(accepted, h.payload.get(BOOST), full)
+        if m > 0:
+            h.boosts[BOOST] = weight * m
+            h.score += weight * m
+    return sorted(hits, key=lambda h: (-h.score, h.product_id))
+
+
+def describe_photo(photo: list[dict] | None) -> str:
+    """``"photo colour: blue 62%, white 30%"`` for explain."""
+    if not photo:
+        return "photo colour: none estimated"
+    return "photo colour: " + ", ".join(f"{c.get('name')} {round(100 * float(c.get('fraction', 0)))}%" for c in photo)
