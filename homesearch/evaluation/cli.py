@@ -25,7 +25,9 @@ implicit-attribute dev set: ``--index --strip-attribute color`` with the ``<colo
 only the photo can answer the colour (homesearch.evaluation.sets).
 
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
-each photo has one relevant product).
+each photo has one relevant product). Without --index, --subset restricts only the queries: against a
+stack holding the whole catalog, ``--subset heldout`` scores the photos of held-out products against
+the full gallery.
 
 --index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
 public API has no "collection" parameter: point it at a stack started with an empty index, or

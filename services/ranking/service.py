@@ -22,7 +22,7 @@ from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
-from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
@@ -223,7 +223,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             method, weights = "regions", {}
             t2 = time.perf_counter()
         else:
-            results = index.search(plan.queries, flt)
+            plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
             t2 = time.perf_counter()
             method, weights, fused = self._fuse(req, plan, results)
         if composed:
@@ -233,7 +233,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if mods is None or (mods.is_empty() and not req.similar_to_product_id):
                 # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
                 plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
-                method, weights, fused = self._fuse(req, plan, index.search(plan.queries, flt))
+                plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
+                method, weights, fused = self._fuse(req, plan, results)
                 notes.append("text asks for no change to the pictured product: image+text fusion")
             else:
                 siblings = find_siblings(index, reference, flt)
@@ -253,9 +254,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             query_language=plan.language or (detect_language(req.text) if composed else ""),
             index_generation=generation,
         )
+        notes = [*plan.notes, *notes]
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights, visual=plan.visual))
         for r in regions or ():
             group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
             for h in r.hits[:top_k]:
@@ -353,7 +355,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return method, weights, fused
 
     @staticmethod
-    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
+    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float],
+             visual: bool = False) -> search_pb2.Hit:
         p = h.payload
         hit = search_pb2.Hit(
             product_id=h.product_id,
@@ -369,6 +372,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[signal] = raw
             for signal, n in h.normalized.items():
                 hit.signal_scores[f"{signal}_norm"] = n
+            if visual and IMAGE in h.raw:  # the image signal was the visual descriptor's best region
+                hit.signal_scores["visual"] = h.raw[IMAGE]
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")
