@@ -156,7 +156,7 @@ class EncoderClient:
     def embed_images_visual(
         self,
         images: Sequence[bytes],
-        mode: Literal["index", "query"],
+        mode: Literal["index", "query", "scene"],
         timeout_s: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The ``visual`` photo->photo rows: (n, K, 512) float32, rows L2-normalised
@@ -164,7 +164,7 @@ class EncoderClient:
         vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None).
         Raises EncoderError when the image model serves no visual output."""
         if mode not in wire.VISUAL_MODES:
-            raise ValueError(f"mode must be 'index' or 'query', got {mode!r}")
+            raise ValueError(f"mode must be 'index', 'query' or 'scene', got {mode!r}")
         if not self.model_info().visual_version:
             raise EncoderError(f"image model {self.model_info().image_version} has no visual output")
         items = self._image_items(images)

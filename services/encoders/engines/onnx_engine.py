@@ -103,12 +103,15 @@ class OnnxImageEncoder:
         # its own for query photos at the larger size (onnx_export.export_visual)
         self.visual_version: str = card.get("visual_version", "") if "VISUAL" in card.get("outputs", []) else ""
         self.visual_session = None
+        self.scene_session = None
         if self.visual_version:
             from services.encoders.engines.onnx_export import export_visual
 
             vgraph = export_visual(spec)
             self.visual_card: dict[str, Any] = vgraph.card
             self.visual_session = make_session(vgraph.path, intra_threads, spinning, gpu=gpu)
+            # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
+            self.scene_session = make_session(export_visual(spec, scene=True).path, intra_threads, spinning, gpu=gpu)
 
     def _feeds(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         pixels = pixels.float().cpu()
@@ -134,6 +137,13 @@ class OnnxImageEncoder:
         if self.visual_session is None:
             raise RuntimeError("this image tower has no visual graph")
         out = self.visual_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+        if self.scene_session is None:
+            raise RuntimeError("this image tower has no visual graph")
+        out = self.scene_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
     @property

@@ -163,7 +163,7 @@ def source_fingerprint(spec: ModelSpec, tower: str) -> str:
     else:
         card = HeadCard.read(head)
         base = _sha_files([head / CARD_NAME, head / card.weights])
-    if tower in ("image", "visual") and spec.visual_version():
+    if tower in ("image", "visual", "scene") and spec.visual_version():
         from services.encoders.models.visual import CARD_NAME as VISUAL_CARD, VisualCard
 
         vdir = Path(spec.visual_dir)  # type: ignore[arg-type]
@@ -377,23 +377,31 @@ def export_image(spec: ModelSpec, encoder: Any | None = None, images: Sequence[b
 class VisualRegionGraph(torch.nn.Module):
     """The query side of the ``visual`` descriptor: pixels at the query size -> regional rows."""
 
-    def __init__(self, tower: Any) -> None:
+    def __init__(self, tower: Any, scene: bool = False) -> None:
         super().__init__()
         self.tower = tower
         self.backbone = tower.backbone
         self.visual = tower.visual
+        self.scene = scene
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.scene:
+            return self.tower.visual_scene_forward(pixels)
         return self.tower.visual_region_forward(pixels)
 
 
 VISUAL_REGIONS = "VISUAL"
 
 
-def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[bytes] | None = None) -> ExportedGraph:
+def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[bytes] | None = None,
+                  scene: bool = False) -> ExportedGraph:
     """The query-side visual graph (448 px pixels -> (n, R, 512) region rows), checked against
-    PyTorch on every row like the other graphs; raises OnnxParityError on mismatch."""
-    cached = load_exported(spec, "visual")
+    PyTorch on every row like the other graphs; raises OnnxParityError on mismatch. With
+    ``scene``: the shop-the-look graph (640 px -> (n, 149, 512), tower ``scene``)."""
+    from services.encoders.models.scene_windows import SCENE_SIZE
+
+    tower = "scene" if scene else "visual"
+    cached = load_exported(spec, tower)
     if cached is not None:
         return cached
     from services.encoders.models.preprocess import ImagePreprocessor
@@ -404,12 +412,13 @@ def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[
     card = encoder.visual.card
     ps = encoder.pixel_spec
     pre = ImagePreprocessor(ps, torch.device("cpu"))
-    views, errors = pre.decode_views(list(images) if images else parity_images(card.query_size), "query",
-                                     card.index_size, card.query_size)
+    size = SCENE_SIZE if scene else card.query_size
+    views, errors = pre.decode_views(list(images) if images else parity_images(size), "query",
+                                     card.index_size, size)
     if errors:
         raise OnnxParityError(f"visual parity inputs failed to decode: {errors}")
     pixels = pre.normalize(torch.stack([v[0] for v in views]))  # type: ignore[index]
-    module = VisualRegionGraph(encoder)
+    module = VisualRegionGraph(encoder, scene=scene)
 
     def build(path: Path) -> dict[str, Any]:
         with torch.inference_mode(False):
@@ -419,15 +428,15 @@ def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[
         worst = 1.0
         for sl in (slice(None), slice(0, 1), slice(2, 3)):
             got = sess.run([VISUAL_REGIONS], {"PIXELS": pixels[sl].numpy()})[0]
-            ref = encoder.visual_regions(pixels[sl]).numpy()
+            ref = (encoder.visual_scene(pixels[sl]) if scene else encoder.visual_regions(pixels[sl])).numpy()
             worst = min(worst, _check_parity(f"visual regions (batch {len(ref)})", ref.reshape(-1, ref.shape[-1]),
                                              got.reshape(-1, got.shape[-1])))
-        return {"tower": "visual", "family": spec.family, "version": encoder.version,
+        return {"tower": tower, "family": spec.family, "version": encoder.version,
                 "visual_version": encoder.visual_version, "dim": card.dim, "regions": int(ref.shape[1]),
-                "query_size": card.query_size, "index_size": card.index_size, "inputs": ["PIXELS"],
+                "query_size": size, "index_size": card.index_size, "inputs": ["PIXELS"],
                 "outputs": [VISUAL_REGIONS], "parity_min_cosine": round(worst, 6), "parity_images": int(pixels.shape[0])}
 
-    return _write(spec, "visual", build)
+    return _write(spec, tower, build)
 
 
 def export_models(spec: ModelSpec, force: bool = False) -> dict[str, Any]:
@@ -435,6 +444,7 @@ def export_models(spec: ModelSpec, force: bool = False) -> dict[str, Any]:
     towers: list[tuple[str, Callable[[ModelSpec], ExportedGraph]]] = [("text", export_text), ("image", export_image)]
     if spec.visual_version():
         towers.append(("visual", export_visual))
+        towers.append(("scene", lambda sp: export_visual(sp, scene=True)))
     if force:
         for tower, _ in towers:
             shutil.rmtree(graph_dir(spec, tower), ignore_errors=True)

@@ -116,6 +116,11 @@ class EffNetImageEncoder:
         """(n, R, 512) regional visual rows of query photos (pixels at the card's query size)."""
         return self.visual_region_forward(pixels).cpu()
 
+    @torch.inference_mode()
+    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+        return self.visual_scene_forward(pixels).cpu()
+
     @property
     def visual_sizes(self) -> tuple[int, int]:
         """(index size, query size) of the visual views."""
@@ -159,3 +164,10 @@ class EffNetImageEncoder:
             raise RuntimeError("this image tower has no visual head")
         fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
         return self.visual.region_rows(fmap)
+
+    def visual_scene_forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Room photo pixels (640 px) -> (n, 149, 512) window rows; exported as the ``scene`` graph."""
+        if self.visual is None:
+            raise RuntimeError("this image tower has no visual head")
+        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
+        return self.visual.scene_rows(fmap)

@@ -204,17 +204,18 @@ class ImagePreprocessor:
         """The views of the ``visual`` descriptor (``services.encoders.models.visual``), each a
         (3, S, S) float [0, 255] tensor: ``index`` = [whole photo, tight foreground crop] at
         ``index_size``; ``query`` = [whole photo] at ``query_size``. Errors by index."""
+        from services.encoders.models.scene_windows import SCENE_SIZE
         from services.encoders.models.visual import foreground_box
 
-        if mode not in ("index", "query"):
-            raise ValueError(f"visual mode must be 'index' or 'query', got {mode!r}")
-        size = index_size if mode == "index" else query_size
+        if mode not in ("index", "query", "scene"):
+            raise ValueError(f"visual mode must be 'index', 'query' or 'scene', got {mode!r}")
+        size = index_size if mode == "index" else SCENE_SIZE if mode == "scene" else query_size
         raw, errors = self.decode_raw(images, size, resize=False)
         out: list[list[torch.Tensor] | None] = [None] * len(images)
         for i, x in enumerate(raw):
             if x is None:
                 continue
-            if mode == "query":
+            if mode != "index":
                 out[i] = [resize_pad(x, size)]
                 continue
             t, l, b, r = foreground_box(x)

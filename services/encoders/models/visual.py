@@ -13,6 +13,9 @@ et al. 2016).
 - query photo: ONE backbone pass at 448 px (1280x14x14 map), GeM over every square window of
   5, 7 and 9 cells at stride 2 (50 regions: the product is somewhere in the room) -> the same
   whitening -> 50 rows. A product's score is the best cosine over query regions x its rows.
+- scene photo (shop the look): ONE pass at 640 px (20x20 map), the 149 windows of
+  ``services.encoders.models.scene_windows`` -> the same whitening; each row is searched on
+  its own against the products' foreground rows (``services.ranking.regions``).
 
 Regional pooling is ``avg_pool2d`` of ``x**p`` (one op per window size), so the whole descriptor
 exports to ONNX with the backbone. Whitening: ``(l2(g) - mean) @ projection`` then L2, with
@@ -42,6 +45,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, window_boxes
 
 VISUAL_FORMAT = "homesearch-visual/1"
 CARD_NAME = "visual.json"
@@ -125,14 +130,7 @@ def region_count(cells: int, windows: tuple[int, ...], stride: int) -> int:
 
 def region_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[tuple[float, float, float, float]]:
     """(x0, y0, x1, y1) in [0, 1] of the padded square, in ``regional_gem`` order."""
-    out = []
-    for s in windows:
-        if s > cells:
-            continue
-        for y in range(0, cells - s + 1, stride):
-            for x in range(0, cells - s + 1, stride):
-                out.append((x / cells, y / cells, (x + s) / cells, (y + s) / cells))
-    return out
+    return window_boxes(cells, windows, stride)
 
 
 class VisualHead(nn.Module):
@@ -159,6 +157,11 @@ class VisualHead(nn.Module):
     def region_rows(self, fmap: torch.Tensor) -> torch.Tensor:
         """(n, C, h, w) -> (n, R, dim): one row per window (query side)."""
         return self.whiten(regional_gem(fmap.float(), self.card.windows, self.card.stride, self.card.gem_p))
+
+    def scene_rows(self, fmap: torch.Tensor) -> torch.Tensor:
+        """(n, C, 20, 20) -> (n, 149, dim): the shop-the-look windows of a room photo
+        (``services.encoders.models.scene_windows``; the ranking service boxes row r from them)."""
+        return self.whiten(regional_gem(fmap.float(), SCENE_WINDOWS, SCENE_STRIDE, self.card.gem_p))
 
 
 def load_visual(directory: Path | None) -> VisualHead | None:

@@ -6,7 +6,9 @@ Inputs (``services.encoders.serving.wire``): ``IMAGE`` uint8 [n, L] zero-padded 
 Visual (photo->photo) requests add ``VISUAL_MODE`` uint8 [n, 1] (``wire.VISUAL_MODES``):
 ``index`` answers EMBEDDING of the whole photo plus ``VISUAL`` [n, 2, 512] (whole photo and its
 tight foreground crop at 224 px, from the same backbone pass as EMBEDDING); ``query`` answers
-``VISUAL`` [n, R, 512] only (the regions of one 448 px pass; ``services.encoders.models.visual``).
+``VISUAL`` [n, R, 512] only (the regions of one 448 px pass; ``services.encoders.models.visual``);
+``scene`` answers ``VISUAL`` [n, 149, 512] (shop the look: the windows of one 640 px pass,
+``services.encoders.models.scene_windows``).
 Requests of each mode in a dynamic batch are run together.
 
 Steps: validate and decode every image of the dynamic batch (``preprocess.ImagePreprocessor``:
@@ -32,6 +34,7 @@ import torch
 from services.encoders.serving import wire
 from services.encoders.engines.onnx_engine import build_image_encoder
 from services.encoders.models.preprocess import ImageLimits, ImagePreprocessor
+from services.encoders.models.scene_windows import SCENE_SIZE
 import triton_python_backend_utils as pb_utils  # provided by the stub
 from services.encoders.serving.triton_python import (
     EncoderModelBase,
@@ -80,6 +83,8 @@ class TritonPythonModel(EncoderModelBase):
         if self.visual_version:  # warm the query-side graph too (its first run allocates)
             qs = self.encoder.visual_sizes[1]
             self.encoder.visual_regions(torch.zeros((1, 3, qs, qs), device=self.encoder.device))
+            ss = SCENE_SIZE
+            self.encoder.visual_scene(torch.zeros((1, 3, ss, ss), device=self.encoder.device))
         log.info("image encoder ready", extra={
             **self._ready_fields(t0), "model_version": self.encoder.version, "dim": self.encoder.dim,
             "head_version": getattr(self.encoder, "head_version", None), "gpu_decode": self.pre.gpu_decode,
@@ -129,7 +134,7 @@ class TritonPythonModel(EncoderModelBase):
         try:
             views = [v for k in good for v in batch.decoded[k]]
             per = len(batch.decoded[good[0]])
-            step = self.max_batch if mode == "index" else max(1, self.max_batch // 8)
+            step = self.max_batch if mode == "index" else max(1, self.max_batch // (16 if mode == "scene" else 8))
             embs, rows = [], []
             for s in range(0, len(views), step):
                 pixels = self.pre.normalize(torch.stack(views[s : s + step]))
@@ -137,6 +142,8 @@ class TritonPythonModel(EncoderModelBase):
                     e, v = self.encoder.encode_with_visual(pixels)
                     embs.append(e)
                     rows.append(v)
+                elif mode == "scene":
+                    rows.append(self.encoder.visual_scene(pixels))
                 else:
                     rows.append(self.encoder.visual_regions(pixels))
             vis = torch.cat(rows).reshape(len(good), -1, rows[0].shape[-1])
