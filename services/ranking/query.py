@@ -135,6 +135,9 @@ class QueryEncoder:
     def has_visual(self) -> bool:
         return bool(self.encoder.model_info().visual_version)
 
+    def visual_version(self) -> str:
+        return self.encoder.model_info().visual_version
+
     def image_visual(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray]:
         """The text-space vector and the ``visual`` query rows of a photo (cached like embeddings).
 
@@ -153,6 +156,16 @@ class QueryEncoder:
             self.cache.put_embedding(ikey, ivec)
             self.cache.put_embedding(key, rows.reshape(-1))
         return np.asarray(ivec, dtype=np.float32), np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
+
+    def scene(self, data: bytes, model_version: str) -> np.ndarray:
+        """(149, 512) shop-the-look window rows of a room photo (one 640 px pass), cached."""
+        key = self.cache.embedding_key(model_version, "scene", data)
+        rows = self.cache.get_embedding(key)
+        if rows is None:
+            rows = np.asarray(self._embed(lambda: self.encoder.embed_images_visual([data], "scene")[0])[0],
+                              dtype=np.float32)
+            self.cache.put_embedding(key, rows.reshape(-1))
+        return np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
 
     def images(self, crops: list[bytes], model_version: str) -> list[np.ndarray]:
         """Embeds several images in one encoder call; cached ones are not sent again."""
