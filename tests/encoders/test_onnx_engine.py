@@ -154,7 +154,8 @@ def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, 
 
 
 def test_torch_engine_serves_the_same_visual_rows_as_the_onnx_default(torch_server, encoder_client, photos):
-    """The visual descriptor on the PyTorch reference engine: same index rows, same query regions."""
+    """The visual descriptor on the PyTorch reference engine: same index rows, same query regions,
+    same scene windows."""
     from services.encoders.client import EncoderClient
 
     imgs = list(photos.values())
@@ -167,6 +168,10 @@ def test_torch_engine_serves_the_same_visual_rows_as_the_onnx_default(torch_serv
         qa, qb = ref.embed_images_visual(imgs[:2], "query")[0], encoder_client.embed_images_visual(imgs[:2], "query")[0]
         assert qa.shape == qb.shape == (2, 50, 512)
         assert row_cosines(qa.reshape(-1, 512), qb.reshape(-1, 512)).min() >= MIN_COSINE
+        # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
+        sa, sb = ref.embed_images_visual(imgs[:2], "scene")[0], encoder_client.embed_images_visual(imgs[:2], "scene")[0]
+        assert sa.shape == sb.shape == (2, 149, 512)
+        assert row_cosines(sa.reshape(-1, 512), sb.reshape(-1, 512)).min() >= MIN_COSINE
 
 
 def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):
