@@ -64,6 +64,7 @@ class _Pending:
     content_hash: str = ""
     text_vector: np.ndarray | None = None
     image_vectors: list[np.ndarray] = field(default_factory=list)
+    visual_vectors: list[np.ndarray] = field(default_factory=list)  # 2 rows per photo
 
 
 _OBJ_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
@@ -266,8 +267,14 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             if not owners:
                 return items
             flat = [img for x in items for img in x.product.images]
+            visual: np.ndarray | None = None
             try:
-                vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
+                if self.encoder.model_info().visual_version:
+                    # one backbone pass gives both: text-space vector + visual rows of each photo
+                    visual, vecs = self.encoder.embed_images_visual(flat, "index")
+                    vecs = np.asarray(vecs, dtype=np.float32)
+                else:
+                    vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
             except InvalidInputError as exc:
                 if exc.index is not None and 0 <= exc.index < len(flat):
                     bad = owners[exc.index]
@@ -283,8 +290,10 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                            f"{which} rejected: {item_reason(str(exc), exc.index)}")
                 items = items[:bad] + items[bad + 1 :]
                 continue
-            for i, v in zip(owners, vecs):
+            for k, (i, v) in enumerate(zip(owners, vecs)):
                 items[i].image_vectors.append(v)
+                if visual is not None:
+                    items[i].visual_vectors.extend(np.asarray(visual[k], dtype=np.float32))
             return items
 
     def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
@@ -312,6 +321,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             product_id=p.id,
             text_vector=x.text_vector.tolist(),
             image_vectors=[v.tolist() for v in x.image_vectors],
+            visual_vectors=[v.tolist() for v in x.visual_vectors],
             bm25=SparseVec(list(sparse.indices), list(sparse.values)),
             payload=payload,
         )

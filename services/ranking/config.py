@@ -74,6 +74,12 @@ class RegionDefaults(BaseModel):
     text_weight: float = 0.0
     # Per-region candidates; the merged list sums each product's best region scores.
     per_region_candidates: int = 30
+    # Visual shop the look (services.ranking.scene_search): index candidates per window (their
+    # union is then scored exactly on the foreground rows), hits kept per window, and the
+    # hubness correction (off = raw cosines; on needs the bank of the served visual version).
+    scene_candidates: int = 50
+    scene_hits_per_region: int = 10
+    hub_correction: bool = True
 
 
 class RankingSettings(BaseSettings):

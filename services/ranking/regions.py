@@ -25,6 +25,9 @@ from services.ranking.fusion import FusedHit
 from services.ranking.index.schema import Candidate
 
 Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in 0..1
+# (When the encoders serve the ``visual`` descriptor the service uses the 149 windows of one
+# 640 px pass instead of these crops: ``services.ranking.scene_search``; this module keeps the
+# merge, the scene test and the crop fallback for towers without it.)
 
 
 @dataclass
@@ -72,7 +75,8 @@ def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
 
 
 def merge(
-    boxes: list[Box], results: list[list[Candidate]], depth: int, order_scores: list[float] | None = None
+    boxes: list[Box], results: list[list[Candidate]] | list[list[FusedHit]], depth: int,
+    order_scores: list[float] | None = None,
 ) -> tuple[list[RegionResult], list[FusedHit]]:
     """Per-region hit lists, and the merged list by round robin over regions.
 
@@ -84,7 +88,8 @@ def merge(
     """
     regions = []
     for box, cands in zip(boxes, results):
-        hits = [FusedHit(c.product_id, c.score, c.payload, {"image": c.score}) for c in cands]
+        hits = [c if isinstance(c, FusedHit) else FusedHit(c.product_id, c.score, c.payload, {"image": c.score})
+                for c in cands]
         regions.append(RegionResult(box, hits[0].score if hits else 0.0, hits))
     if order_scores is not None:  # the region's best photo match, when its list is a per-region fusion
         for r, score in zip(regions, order_scores):

@@ -7,6 +7,7 @@ import logging
 import time
 
 import grpc
+import numpy as np
 
 from services.encoders.client import EncoderUnavailableError, InvalidInputError
 from homesearch.observability.logging import request_id_var
@@ -17,16 +18,26 @@ from services.ranking.composed import describe as describe_composed
 from services.ranking.facets import compute_facets, wants_facets
 from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from services.ranking.generation import CatalogState
-from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
+from services.encoders.models.scene_windows import SCENE_SIZE, scene_boxes
+from services.ranking.index.schema import (
+    IMAGE_VECTOR,
+    TEXT_VECTOR,
+    VISUAL_VECTOR,
+    Candidate,
+    SearchFilter,
+    SignalQuery,
+    normalize_attr_key,
+)
 from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
-from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
+from services.ranking.scene_search import HubBank, foreground_rows, score_windows
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
@@ -225,7 +236,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             method, weights = "regions", {}
             t2 = time.perf_counter()
         else:
-            results = index.search(plan.queries, flt)
+            plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
             t2 = time.perf_counter()
             method, weights, fused = self._fuse(req, plan, results)
             if not composed and reference is None:
@@ -239,7 +250,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if mods is None or (mods.is_empty() and not req.similar_to_product_id):
                 # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
                 plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
-                method, weights, fused = self._fuse(req, plan, index.search(plan.queries, flt))
+                plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
+                method, weights, fused = self._fuse(req, plan, results)
                 notes.append("text asks for no change to the pictured product: image+text fusion")
             else:
                 siblings = find_siblings(index, reference, flt)
@@ -259,9 +271,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             query_language=plan.language or (detect_language(req.text) if composed else ""),
             index_generation=generation,
         )
+        notes = [*plan.notes, *notes]
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights, visual=plan.visual))
         for r in regions or ():
             group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
             for h in r.hits[:top_k]:
@@ -308,6 +321,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
+        if self.encoder.has_visual():
+            return self._search_scene(req, flt, model_version, need, im)
         boxes = regions_mod.window_boxes(tuple(rs.levels))
         crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
         vecs = self.encoder.images(crops, model_version)
@@ -328,6 +343,52 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             ]
         regions, merged = regions_mod.merge(boxes, results, depth=need, order_scores=image_top)
         note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
+        return regions[: req.max_regions or rs.max_regions], merged, note
+
+    def _hub_bank(self, visual_version: str) -> HubBank:
+        bank = getattr(self, "_hub", None)
+        if bank is None or bank.version != visual_version:
+            bank = HubBank.load(visual_version) if self.settings.regions.hub_correction else HubBank(None, visual_version)
+            self._hub = bank
+        return bank
+
+    def _search_scene(
+        self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, need: int, im
+    ) -> tuple[list[RegionResult], list[FusedHit], str]:
+        """Shop the look on the visual descriptor (``scene_search``): the 149 window rows of one
+        640 px pass, one index batch of per-window searches (candidates, filters applied in the
+        index), then exact hubness-corrected scores of every window x candidate on the
+        candidates' foreground rows, each window's best first, merged round robin."""
+        rs = self.settings.regions
+        t0 = time.perf_counter()
+        windows = self.encoder.scene(req.image, model_version)
+        t1 = time.perf_counter()
+        boxes = scene_boxes(*im.size)
+        if len(boxes) != len(windows):
+            raise RuntimeError(f"image encoder answered {len(windows)} scene rows for {len(boxes)} windows")
+        limit = max(rs.scene_candidates, need)
+        flat = self.state.index.search(
+            [SignalQuery(IMAGE, VISUAL_VECTOR, dense=w.tolist(), limit=limit) for w in windows], flt)
+        payloads = {c.product_id: c.payload for res in flat for c in res}
+        stored = self.state.index.retrieve(list(payloads))
+        rows = {pid: foreground_rows(sp.vectors.get(VISUAL_VECTOR)) for pid, sp in stored.items()}
+        hub = self._hub_bank(self.encoder.visual_version())
+        t2 = time.perf_counter()
+        sc = score_windows(windows, rows, hub)
+        per = max(rs.scene_hits_per_region, 1)
+        results: list[list[FusedHit]] = []
+        for r in range(len(windows)):
+            top = np.argsort(-sc.scores[r])[:per] if sc.ids else []
+            results.append([FusedHit(sc.ids[j], float(sc.scores[r, j]), payloads[sc.ids[j]],
+                                     {IMAGE: float(sc.scores[r, j]), "visual": float(sc.cosine[r, j])})
+                            for j in top])
+        regions, merged = regions_mod.merge(boxes, results, depth=need)
+        t3 = time.perf_counter()
+        corr = (f"hubness-corrected (cos - mean top-{hub.k} cosine to {len(hub.bank)} dev-scene windows)"
+                if hub.active else "no hubness correction (no bank for this visual version)")
+        note = (f"shop the look: {len(windows)} windows of one {SCENE_SIZE} px pass vs the products' foreground "
+                f"visual rows, {corr}, {len(sc.ids)} candidates scored exactly, merged round robin "
+                f"(encode {1000 * (t1 - t0):.0f} ms, index {1000 * (t2 - t1):.0f} ms, score+merge {1000 * (t3 - t2):.0f} ms)")
         return regions[: req.max_regions or rs.max_regions], merged, note
 
     def _reference_by_id(self, product_id: str) -> Reference:
@@ -373,7 +434,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
 
     @staticmethod
-    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
+    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float],
+             visual: bool = False) -> search_pb2.Hit:
         p = h.payload
         hit = search_pb2.Hit(
             product_id=h.product_id,
@@ -391,6 +453,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[f"{signal}_norm"] = n
             for name, b in h.boosts.items():
                 hit.signal_scores[f"{name}_boost"] = b
+            if visual and IMAGE in h.raw:  # the image signal was the visual descriptor's best region
+                hit.signal_scores["visual"] = h.raw[IMAGE]
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")

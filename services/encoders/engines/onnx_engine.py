@@ -97,15 +97,59 @@ class OnnxImageEncoder:
                                     pad_to_square=bool(px.get("pad_to_square", True)))
         self.extras: list[dict[str, Any]] = list(card.get("extra_inputs") or [])
         self.graph_path = graph.path
-        self.session = make_session(graph.path, intra_threads, spinning, gpu=torch.device(device).type == "cuda")
+        gpu = torch.device(device).type == "cuda"
+        self.session = make_session(graph.path, intra_threads, spinning, gpu=gpu)
+        # the visual descriptor: a VISUAL output of the image graph (index side) and a graph of
+        # its own for query photos at the larger size (onnx_export.export_visual)
+        self.visual_version: str = card.get("visual_version", "") if "VISUAL" in card.get("outputs", []) else ""
+        self.visual_session = None
+        self.scene_session = None
+        if self.visual_version:
+            from services.encoders.engines.onnx_export import export_visual
 
-    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+            vgraph = export_visual(spec)
+            self.visual_card: dict[str, Any] = vgraph.card
+            self.visual_session = make_session(vgraph.path, intra_threads, spinning, gpu=gpu)
+            # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
+            self.scene_session = make_session(export_visual(spec, scene=True).path, intra_threads, spinning, gpu=gpu)
+
+    def _feeds(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         pixels = pixels.float().cpu()
         feeds = {"PIXELS": pixels.numpy()}
         for e in self.extras:
             feeds[e["name"]] = EXTRA_INPUTS[e["kind"]](pixels, self.pixel_spec, e).numpy()
-        out = self.session.run(["EMBEDDING"], feeds)[0]
+        return feeds
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(["EMBEDDING"], self._feeds(pixels))[0]
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def encode_with_visual(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (n, dim), visual rows (n, 512)) from one run of the image graph."""
+        if not self.visual_version:
+            raise RuntimeError("this image graph has no VISUAL output")
+        emb, vis = self.session.run(["EMBEDDING", "VISUAL"], self._feeds(pixels))
+        return (torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(vis, dtype=np.float32)))
+
+    def visual_regions(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, R, 512) regional visual rows of query photos (pixels at the query size)."""
+        if self.visual_session is None:
+            raise RuntimeError("this image tower has no visual graph")
+        out = self.visual_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+        if self.scene_session is None:
+            raise RuntimeError("this image tower has no visual graph")
+        out = self.scene_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    @property
+    def visual_sizes(self) -> tuple[int, int]:
+        """(index size, query size) of the visual views."""
+        return int(self.visual_card["index_size"]), int(self.visual_card["query_size"])
 
 
 # -- engine choice ----------------------------------------------------------------------------
