@@ -98,6 +98,9 @@ class RankingSettings(BaseSettings):
     # Encoders (Triton)
     triton_url: str = "127.0.0.1:8001"
     encoder_timeout_s: float = 10.0
+    # One catalog batch (32 passages or photos) through the encoders: a batch deadline, not a
+    # query's; with batches pipelined, a batch may wait behind others in Triton's queue.
+    ingest_encoder_timeout_s: float = 120.0
     encoder_startup_timeout_s: float = 120.0
 
     # Cache (Redis/Valkey); empty URL disables the cache.
@@ -137,6 +140,9 @@ class RankingSettings(BaseSettings):
 
     # Ingestion
     ingest_batch_size: int = 32
+    # Batches of one Upsert stream embedded at once (each: passages and photos in parallel), so
+    # the two encoder models have requests queued while the stream is read (docs/performance.md).
+    ingest_pipeline_depth: int = Field(2, ge=1)
     # Upsert streams are atomic (written at their end), so their length is bounded.
     max_stream_products: int = 2000
     max_images_per_product: int = 8

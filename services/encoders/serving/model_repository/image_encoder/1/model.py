@@ -60,7 +60,7 @@ class TritonPythonModel(EncoderModelBase):
             "max_image_bytes": limits.max_bytes, "max_image_pixels": limits.max_pixels})
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        batch = decode_image_requests(requests, self.pre, self.kind)
+        batch = decode_image_requests(requests, self.pre, self.kind, getattr(self.encoder, "runs", None))
         responses, good = batch.responses, batch.good
         if not good:
             return responses
