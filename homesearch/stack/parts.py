@@ -157,6 +157,9 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
         [p["ranking-port"], p["ranking-metrics-port"]],
     ))
     gw_env = _env(cfg, HOMESEARCH_GATEWAY_RANKING_TOKEN_FILE=str(s.path("gateway_token")))
+    if not cfg.redis_url:  # the embedded Valkey: the gateway's own user answers repeats (edge_cache.py)
+        gw_env.update(HOMESEARCH_GATEWAY_CACHE_URL_FILE=str(s.path("gateway_redis_url")),
+                      HOMESEARCH_GATEWAY_CACHE_LEASE_KEY_FILE=str(s.path("gateway_lease_key")))
     # One gateway in front of one ranking: admit no more than ranking can run, so overload is
     # refused at the edge and the refused calls never take CPU (or the GIL) from ranking's work.
     if "HOMESEARCH_GATEWAY_MAX_IN_FLIGHT" not in gw_env:

@@ -121,6 +121,9 @@ class RankingSettings(BaseSettings):
     # entries are only trusted by the process that wrote them.
     cache_hmac_key: str = ""
     cache_hmac_key_file: str = ""
+    # Publish the generation as the signed lease the gateway's result cache trusts
+    # (homesearch/edge_cache.py); needs the cache and a configured cache_hmac_key.
+    edge_cache_lease: bool = True
     # TLS for the ranking port (mTLS when tls_client_ca is set).
     tls_cert: str = ""
     tls_key: str = ""
