@@ -56,6 +56,9 @@ class GatewaySettings(BaseSettings):
     cache_url_file: str = Field("", description="file holding cache_url (wins; for mounted secrets)")
     cache_lease_key: str = Field("", description="hex key that checks ranking's generation lease")
     cache_lease_key_file: str = Field("", description="file holding cache_lease_key (wins)")
+    cache_lease_file: str = Field("", description="ranking's lease file, when on the same machine: no Redis round "
+                                  "trip for a repeat (entries kept in memory too)")
+    cache_memory_entries: int = Field(4096, ge=0, description="responses kept in memory (with cache_lease_file)")
     cache_entry_key_file: str = Field("", description="key the gateway signs its entries with (default: random per process)")
     cache_prefix: str = Field("hs", description="key prefix, as ranking's")
     cache_collection: str = Field("products", description="ranking's collection")

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -41,10 +42,40 @@ class Lookup:
 MISS = Lookup(None, None)
 
 
+class _Memory:
+    """The responses this process stored, by Redis key (the generation is part of it): a hit
+    with a lease file costs no round trip. Bounded, least recently used out first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now_s: float, ttl_s: float) -> bytes | None:
+        with self._lock:
+            got = self._items.get(key)
+            if got is None:
+                return None
+            if now_s - got[0] > ttl_s:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return got[1]
+
+    def put(self, key: str, payload: bytes, now_s: float) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = (now_s, payload)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class EdgeResultCache:
     def __init__(self, url: str, lease_key: bytes, *, entry_key: bytes | None = None, prefix: str = "hs",
                  collection: str = "products", timeout_s: float = 0.05, ttl_s: float = 300.0,
-                 cooldown_s: float = 5.0) -> None:
+                 cooldown_s: float = 5.0, lease_file: str = "", memory_entries: int = 4096) -> None:
         import redis
 
         self._errors = (redis.RedisError, OSError)
@@ -61,6 +92,9 @@ class EdgeResultCache:
         self._down_until = 0.0
         self._authorized = False  # ranking accepted our credential on the last forwarded call
         self._lock = threading.Lock()
+        # co-located with ranking: its lease file instead of Redis, and our own entries in memory
+        self._lease_file = edge_cache.LeaseFile(lease_file) if lease_file else None
+        self._memory = _Memory(memory_entries if lease_file else 0)
 
     # -- read scope ------------------------------------------------------------------------
     def ranking_answered(self, ok: bool) -> None:
@@ -70,10 +104,14 @@ class EdgeResultCache:
 
     # -- lookups ---------------------------------------------------------------------------
     def lookup(self, req: search_pb2.SearchRequest) -> Lookup:
-        if req.no_cache or time.monotonic() < self._down_until:
+        if req.no_cache:
             return MISS
         head, tail = edge_cache.entry_key_parts(self._prefix, self.collection, self._sealer.key_id,
                                                 edge_cache.canonical_request(req))
+        if self._lease_file is not None:
+            return self._lookup_local(head, tail)
+        if time.monotonic() < self._down_until:
+            return MISS
         try:
             got = self._read(head, tail)
         except self._errors as exc:
@@ -81,15 +119,44 @@ class EdgeResultCache:
             RESULTS.labels("error").inc()
             return MISS
         lease, entry = (got[0], got[1]) if got else (None, None)
-        generation = edge_cache.open_lease(self._lease_key, self.collection, lease, int(time.time() * 1000))
-        with self._lock:
-            if generation is not None and generation < self._highest:
-                generation = None  # replayed older lease
-            elif generation is not None:
-                self._highest = generation
+        return self._answer(head, tail, lease, entry)
+
+    def _lookup_local(self, head: str, tail: str) -> Lookup:
+        """Lease from ranking's file; the entry from memory, else from Redis."""
+        now = time.time()
+        generation = self._generation(self._lease_file.read(), now)  # type: ignore[union-attr]
         if generation is None:
             RESULTS.labels("no_lease").inc()
             return MISS
+        key = f"{head}{generation}{tail}"
+        payload = self._memory.get(key, now, self.ttl_s) if self._authorized else None
+        if payload is not None:
+            RESULTS.labels("hit").inc()
+            return Lookup(search_pb2.SearchResponse.FromString(payload), generation, key)
+        entry = None
+        if self._authorized and time.monotonic() >= self._down_until:
+            try:
+                entry = self._client.get(key)
+            except self._errors as exc:
+                self._trip(exc)
+        return self._answer(head, tail, None, entry, generation)
+
+    def _generation(self, lease: bytes | str | None, now_s: float) -> int | None:
+        """The generation of a genuine, unexpired lease not older than one already seen."""
+        generation = edge_cache.open_lease(self._lease_key, self.collection, lease, int(now_s * 1000))
+        with self._lock:
+            if generation is not None and generation < self._highest:
+                return None  # replayed older lease
+            if generation is not None:
+                self._highest = generation
+        return generation
+
+    def _answer(self, head: str, tail: str, lease, entry, generation: int | None = None) -> Lookup:
+        if generation is None:
+            generation = self._generation(lease, time.time())
+            if generation is None:
+                RESULTS.labels("no_lease").inc()
+                return MISS
         key = f"{head}{generation}{tail}"
         if not entry or not self._authorized:
             RESULTS.labels("miss").inc()
@@ -99,6 +166,7 @@ class EdgeResultCache:
             RESULTS.labels("rejected").inc()
             log.warning("gateway cache entry failed its signature check; ignored", extra={"key": key})
             return Lookup(None, generation, key)
+        self._memory.put(key, payload, time.time())
         RESULTS.labels("hit").inc()
         return Lookup(search_pb2.SearchResponse.FromString(payload), generation, key)
 
@@ -114,12 +182,14 @@ class EdgeResultCache:
         """Keeps ranking's full answer, if it was computed at the lease's generation."""
         if lookup.generation is None or resp.index_generation != lookup.generation or resp.HasField("degraded"):
             return
-        if time.monotonic() < self._down_until:
-            return
         keep = search_pb2.SearchResponse()
         keep.CopyFrom(resp)
         keep.request_id, keep.took_ms, keep.cache_hit = "", 0.0, False
-        value = self._sealer.seal(lookup.key, keep.SerializeToString(), time.time())
+        payload = keep.SerializeToString()
+        self._memory.put(lookup.key, payload, time.time())
+        value = self._sealer.seal(lookup.key, payload, time.time())
+        if time.monotonic() < self._down_until:
+            return
         try:
             self._client.set(lookup.key, value, px=int(self.ttl_s * 1000))
         except self._errors as exc:

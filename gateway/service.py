@@ -107,7 +107,8 @@ class SearchServicer:
             url, lease_key, entry_key = cache
             self.results = EdgeResultCache(url, lease_key, entry_key=entry_key, prefix=settings.cache_prefix,
                                            collection=settings.cache_collection, timeout_s=settings.cache_timeout_s,
-                                           ttl_s=settings.cache_ttl_s)
+                                           ttl_s=settings.cache_ttl_s, lease_file=settings.cache_lease_file,
+                                           memory_entries=settings.cache_memory_entries)
 
     def close(self) -> None:
         if self.results is not None:

@@ -18,6 +18,11 @@ guarantees of ranking's signed cache (issue 14):
   (:func:`derive_lease_key`), so the gateway can check leases but cannot sign ranking's cache
   entries. Entry MAC: the gateway's own key (random per process unless configured), over the
   Redis key and the payload; an entry that fails it is a miss.
+- **Co-located gateway** (``homesearch up``): ranking also writes the same signed lease to a
+  file (``lease_file``, replaced atomically before a write is acknowledged) and the gateway
+  reads that instead of Redis, keeping the entries it stored in memory as well: a repeat then
+  costs no round trip at all (the file is only re-read when it changes). Writing the file is
+  part of publishing: when it fails, the write waits out the old lease as above.
 - **Results only for callers with read scope.** The gateway answers only callers that passed
   its API-key check, stores only what ranking answered to its read-scope credential, and
   serves nothing while ranking refuses that credential (until a forwarded call succeeds
@@ -114,6 +119,45 @@ def open_lease(key: bytes, collection: str, value: bytes | str | None, now_ms: i
     if not now_ms < expires_ms <= now_ms + 2 * LEASE_MS:
         return None
     return generation
+
+
+def write_lease_file(path: str, value: str) -> None:
+    """Replaces ``path`` with ``value`` atomically (a reader sees the old lease or the new one)."""
+    import os
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, value.encode("ascii"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class LeaseFile:
+    """Reads a lease file, re-parsing only when the file was replaced (its inode changes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._value: str | None = None
+
+    def read(self) -> str | None:
+        import os
+
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        ident = (st.st_ino, st.st_mtime_ns)
+        if ident != self._seen:
+            try:
+                with open(self.path, encoding="ascii") as f:
+                    self._value = f.read().strip()
+            except (OSError, UnicodeDecodeError):
+                return None
+            self._seen = ident
+        return self._value
 
 
 class EntrySealer:

@@ -124,6 +124,8 @@ class RankingSettings(BaseSettings):
     # Publish the generation as the signed lease the gateway's result cache trusts
     # (homesearch/edge_cache.py); needs the cache and a configured cache_hmac_key.
     edge_cache_lease: bool = True
+    # ... and also into this file, for a gateway on the same machine (homesearch up sets it).
+    edge_cache_lease_file: str = ""
     # TLS for the ranking port (mTLS when tls_client_ca is set).
     tls_cert: str = ""
     tls_key: str = ""

@@ -21,15 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class LeasePublisher:
-    def __init__(self, cache: RedisCache, collection: str, cache_hmac_key: str, *,
+    def __init__(self, cache: RedisCache, collection: str, cache_hmac_key: str, *, lease_file: str = "",
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.cache = cache
+        self.lease_file = lease_file  # also published here, for a gateway on this machine
         self.collection = collection
         self._key = edge_cache.derive_lease_key(cache_hmac_key)
         self._clock_ms = clock_ms
         self._valid_until = 0.0  # monotonic end of the last lease that reached Redis
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._file_lock = threading.Lock()
+        self._file_generation = 0
 
     def publish(self, generation: int) -> bool:
         """Publishes (or renews) the lease of ``generation``; False when Redis did not take it."""
@@ -38,6 +41,15 @@ class LeasePublisher:
         started = time.monotonic()
         ok = self.cache.run_script(edge_cache.PUBLISH_SCRIPT, edge_cache.lease_key(self.cache.prefix, self.collection),
                                    generation, value, edge_cache.LEASE_MS)
+        if self.lease_file:
+            with self._file_lock:
+                if generation >= self._file_generation:  # never lowers the file's generation either
+                    try:
+                        edge_cache.write_lease_file(self.lease_file, value)
+                        self._file_generation = generation
+                    except OSError as exc:
+                        log.warning("lease file not written", extra={"path": self.lease_file, "error": repr(exc)})
+                        ok = False
         if ok:
             self._valid_until = max(self._valid_until, started + edge_cache.LEASE_MS / 1000.0)
         return ok

@@ -63,7 +63,8 @@ class RankingApp:
         if settings.edge_cache_lease and self.cache.enabled and settings.secret("cache_hmac_key"):
             from services.ranking.lease import LeasePublisher
 
-            lease = LeasePublisher(self.cache, settings.collection, settings.secret("cache_hmac_key"))
+            lease = LeasePublisher(self.cache, settings.collection, settings.secret("cache_hmac_key"),
+                                   lease_file=settings.edge_cache_lease_file)
         self.state = CatalogState(
             self.index,
             self.cache,

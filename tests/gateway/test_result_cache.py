@@ -1,7 +1,8 @@
 """The gateway's result cache (homesearch/edge_cache.py) against the real ranking service and
 Valkey: repeats are answered without ranking, and issue 14's guarantees hold there too: no
 entry across index generations (also not by replaying an older lease), forged entries are
-ignored, and nothing is served while ranking refuses the gateway's credential."""
+ignored, and nothing is served while ranking refuses the gateway's credential. Each runs with
+the lease read from Redis and with the co-located lease file (entries then also in memory)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def _counter(result: str) -> float:
     return RESULTS.labels(result)._value.get()
 
 
-@pytest.fixture
-def stack(make_ranking_service, make_gateway, redis_url, tmp_path):
-    ranking = make_ranking_service(cache_hmac_key=HMAC_KEY, service_tokens=f"gw:read:{READ},ing:write:{WRITE}")
+@pytest.fixture(params=["redis-lease", "file-lease"])
+def stack(request, make_ranking_service, make_gateway, redis_url, tmp_path):
+    lease_file = str(tmp_path / "lease") if request.param == "file-lease" else ""
+    ranking = make_ranking_service(cache_hmac_key=HMAC_KEY, service_tokens=f"gw:read:{READ},ing:write:{WRITE}",
+                                   edge_cache_lease_file=lease_file)
     channel = grpc.insecure_channel(ranking.address)
     upsert = ranking_pb2_grpc.CatalogServiceStub(channel).Upsert
 
@@ -43,8 +46,22 @@ def stack(make_ranking_service, make_gateway, redis_url, tmp_path):
         return make_gateway(ranking.address, ranking_token=token, cache_url=redis_url,
                             cache_lease_key=edge_cache.derive_lease_key(HMAC_KEY).hex(),
                             cache_prefix=ranking.settings.cache_prefix, cache_collection=ranking.settings.collection,
-                            cache_entry_key_file=str(entry_key))
+                            cache_entry_key_file=str(entry_key), cache_lease_file=lease_file)
 
+    def replay(old: str) -> None:  # someone with write access to Redis (or the file) puts back an older lease
+        if lease_file:
+            edge_cache.write_lease_file(lease_file, old)
+        else:
+            redis.Redis.from_url(redis_url).set(edge_cache.lease_key(ranking.settings.cache_prefix,
+                                                                     ranking.settings.collection), old, px=2000)
+
+    def current_lease() -> str:
+        if lease_file:
+            return open(lease_file, encoding="ascii").read()
+        return redis.Redis.from_url(redis_url).get(edge_cache.lease_key(ranking.settings.cache_prefix,
+                                                                        ranking.settings.collection)).decode()
+
+    ranking.replay, ranking.current_lease = replay, current_lease
     yield ranking, ingest, gateway
     channel.close()
 
@@ -76,15 +93,12 @@ def test_an_acknowledged_write_is_never_followed_by_an_older_hit(stack, redis_ur
     gw = gateway()
     _search(gw, text="lamp", top_k=5)
     assert _search(gw, text="lamp", top_k=5).cache_hit
-    old_lease = redis.Redis.from_url(redis_url).get(edge_cache.lease_key(ranking.settings.cache_prefix,
-                                                                         ranking.settings.collection))
+    old_lease = ranking.current_lease()
     resp = ingest([make_product("lamp-new", "Brand new lamp", category="Lamp", description="a lamp")])
     after = _search(gw, text="lamp", top_k=5)
     assert not after.cache_hit and after.index_generation == resp.index_generation
     assert "lamp-new" in [h.product_id for h in after.hits]
-    # someone with write access to Redis replays the older (genuine, unexpired) lease: refused
-    r = redis.Redis.from_url(redis_url)
-    r.set(edge_cache.lease_key(ranking.settings.cache_prefix, ranking.settings.collection), old_lease, px=2000)
+    ranking.replay(old_lease)  # the older (genuine, unexpired) lease again: refused
     no_lease = _counter("no_lease")
     replayed = _search(gw, text="lamp", top_k=5)
     assert _counter("no_lease") == no_lease + 1
@@ -93,9 +107,10 @@ def test_an_acknowledged_write_is_never_followed_by_an_older_hit(stack, redis_ur
 
 def test_a_forged_entry_is_ignored(stack, redis_url):
     ranking, _ingest, gateway = stack
-    gw = gateway()
-    genuine = _search(gw, text="red sofa", top_k=3)
-    assert _search(gw, text="red sofa", top_k=3).cache_hit
+    first = gateway()
+    genuine = _search(first, text="red sofa", top_k=3)
+    assert _search(first, text="red sofa", top_k=3).cache_hit
+    gw = gateway()  # shares the entry key and Redis, not the first one's memory
     r = redis.Redis.from_url(redis_url)
     prefix = f"{ranking.settings.cache_prefix}:gw:{ranking.settings.collection}:g{genuine.index_generation}:"
     keys = [k.decode() for k in r.scan_iter(match=prefix + "*")]
@@ -106,6 +121,7 @@ def test_a_forged_entry_is_ignored(stack, redis_url):
     for k in keys:
         r.set(k, forger.seal(k, fake.SerializeToString(), time.time()), px=60_000)
     rejected = _counter("rejected")
+    _search(gw, text="oak table", top_k=3)  # a forwarded call first: ranking accepts this gateway
     got = _search(gw, text="red sofa", top_k=3)
     assert _counter("rejected") == rejected + 1
     assert "forged-id" not in [h.product_id for h in got.hits]
