@@ -110,6 +110,9 @@ class RankingSettings(BaseSettings):
     # Encoders (Triton)
     triton_url: str = "127.0.0.1:8001"
     encoder_timeout_s: float = 10.0
+    # One catalog batch (32 passages or photos) through the encoders: a batch deadline, not a
+    # query's; with batches pipelined, a batch may wait behind others in Triton's queue.
+    ingest_encoder_timeout_s: float = 120.0
     encoder_startup_timeout_s: float = 120.0
 
     # Cache (Redis/Valkey); empty URL disables the cache.
@@ -130,6 +133,11 @@ class RankingSettings(BaseSettings):
     # entries are only trusted by the process that wrote them.
     cache_hmac_key: str = ""
     cache_hmac_key_file: str = ""
+    # Publish the generation as the signed lease the gateway's result cache trusts
+    # (homesearch/edge_cache.py); needs the cache and a configured cache_hmac_key.
+    edge_cache_lease: bool = True
+    # ... and also into this file, for a gateway on the same machine (homesearch up sets it).
+    edge_cache_lease_file: str = ""
     # TLS for the ranking port (mTLS when tls_client_ca is set).
     tls_cert: str = ""
     tls_key: str = ""
@@ -149,6 +157,9 @@ class RankingSettings(BaseSettings):
 
     # Ingestion
     ingest_batch_size: int = 32
+    # Batches of one Upsert stream embedded at once (each: passages and photos in parallel), so
+    # the two encoder models have requests queued while the stream is read (docs/performance.md).
+    ingest_pipeline_depth: int = Field(2, ge=1)
     # Upsert streams are atomic (written at their end), so their length is bounded.
     max_stream_products: int = 2000
     max_images_per_product: int = 8

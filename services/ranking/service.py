@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
@@ -39,6 +38,7 @@ from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.scene_search import HubBank, foreground_rows, score_windows
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
+from homesearch.edge_cache import canonical_request  # noqa: F401 (shared with the gateway's cache)
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
 
@@ -46,28 +46,6 @@ log = logging.getLogger(__name__)
 
 class ProductNotFoundError(LookupError):
     """similar_to_product_id names a product the index does not hold (NOT_FOUND)."""
-
-
-def canonical_request(req: search_pb2.SearchRequest) -> bytes:
-    """Deterministic bytes of everything that changes the ranked result (cache key input).
-
-    Per-call fields (request_id, no_cache) are dropped, set-like lists sorted and
-    the image replaced by its digest, so equal searches share one cache entry.
-    """
-    c = search_pb2.SearchRequest()
-    c.CopyFrom(req)
-    c.request_id = ""
-    c.no_cache = False
-    if c.image:
-        c.image = hashlib.sha256(req.image).digest()
-    c.top_k = c.top_k or DEFAULT_TOP_K
-    cats = sorted(set(c.filter.categories))
-    del c.filter.categories[:]
-    c.filter.categories.extend(cats)
-    excl = sorted(set(c.filter.exclude_ids))
-    del c.filter.exclude_ids[:]
-    c.filter.exclude_ids.extend(excl)
-    return c.SerializeToString(deterministic=True)
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):

@@ -123,11 +123,13 @@ class TritonPythonModel(EncoderModelBase):
         index_size, query_size = self.encoder.visual_sizes
 
         class _Views:  # decode_image_requests' decoder: the visual views of each photo
+            gpu_decode = self.pre.gpu_decode
+
             @staticmethod
             def decode(items: list[bytes]) -> tuple[list[Any], dict[int, str]]:
                 return self.pre.decode_views(items, mode, index_size, query_size)
 
-        batch = decode_image_requests(requests, _Views, self.kind)
+        batch = decode_image_requests(requests, _Views, self.kind, getattr(self.encoder, "runs", None))
         responses, good = batch.responses, batch.good
         if not good:
             return responses
@@ -158,7 +160,7 @@ class TritonPythonModel(EncoderModelBase):
         return responses
 
     def _execute_plain(self, requests: list[Any]) -> list[Any]:
-        batch = decode_image_requests(requests, self.pre, self.kind)
+        batch = decode_image_requests(requests, self.pre, self.kind, getattr(self.encoder, "runs", None))
         responses, good = batch.responses, batch.good
         if not good:
             return responses
