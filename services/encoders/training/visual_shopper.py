@@ -19,6 +19,11 @@ id (``shopper_synth.scene_part``), train part only. The real shopper photos (``p
 used only to report numbers, never to fit; they may be built on the same 84 scenes (train-part
 scenes included), which the card says.
 
+Measured (200 real shopper photos vs the 1,685-photo gallery, Hit@1 / R@10; defaults, 4,265
+synthetic photos): PCA whitening -> learned, all 0.515/0.755 -> 0.705/0.920, held-out lines (33)
+0.333/0.636 -> 0.606/0.879; a second fit on the type split: held-out types (50) 0.420/0.680 ->
+0.540/0.920. Scoring the best-cover region only (``--mode best``) lost to ``mil``.
+
 Output (the ``visual`` format, ``services.encoders.models.visual`` on h21's branch):
 ``<out>/visual-shop-<sha1[:8] of the weights file>/visual.json`` + ``whitening.safetensors``
 {mean: (1280,), projection: (1280, 512)} float32: rows = L2((L2(gem) - mean) @ projection).
@@ -55,8 +60,8 @@ class TrainConfig:
     split: str = "line"
     split_seed: int = 0
     scene_seed: int = 0
-    per_product: int = 3
-    seed: int = 0
+    per_product: int = 3  # 2 fits the 15-min CPU budget better, at -0.025 Hit@1 (measured)
+    seed: int = 1  # the shipped visual-shop-a0d227b1 was trained with these defaults
     dim: int = 512
     shrinkage: float = 0.5
     epochs: int = 8
