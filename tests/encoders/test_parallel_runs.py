@@ -72,7 +72,12 @@ def test_image_throughput_path_matches_the_latency_session(spec, photos):
     enc = OnnxImageEncoder(spec, intra_threads=2, workers=2)
     assert enc.bulk is not enc.session
     pixels, ok, _ = ImagePreprocessor(enc.pixel_spec, torch.device("cpu"))(list(photos.values()) * 3)
-    want = enc._run(enc.session, pixels.float())
+    want = enc.session.run(["EMBEDDING"], enc._feeds(pixels.float()))[0]
     got = enc.encode_pixels(pixels).numpy()
     assert got.shape == want.shape == (len(ok), enc.dim)
     assert row_cosines(got, want).min() >= MIN_COSINE
+    if enc.visual_version:  # ingestion's EMBEDDING + VISUAL take the same chunked path
+        want_emb, want_vis = enc.session.run(["EMBEDDING", "VISUAL"], enc._feeds(pixels.float()))
+        emb, vis = enc.encode_with_visual(pixels)
+        assert row_cosines(emb.numpy(), want_emb).min() >= MIN_COSINE
+        assert row_cosines(vis.numpy().reshape(len(vis), -1), want_vis.reshape(len(want_vis), -1)).min() >= MIN_COSINE
