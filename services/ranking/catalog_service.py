@@ -268,7 +268,9 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             try:
                 if self.encoder.model_info().visual_version:
                     # one backbone pass gives both: text-space vector + visual rows of each photo
-                    visual, vecs = self.encoder.embed_images_visual(flat, "index")
+                    # two backbone views per photo (whole + foreground crop): twice the deadline
+                    timeout = 2 * float(getattr(self.encoder, "timeout_s", 10.0))
+                    visual, vecs = self.encoder.embed_images_visual(flat, "index", timeout_s=timeout)
                     vecs = np.asarray(vecs, dtype=np.float32)
                 else:
                     vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)

@@ -58,7 +58,10 @@ class FusionDefaults(BaseModel):
 class RegionDefaults(BaseModel):
     """Shop the look: region proposals for room photos (see regions.py for how they were chosen)."""
 
-    # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
+    # Vector searched per region: "image" (the text-space vector of each grid crop, one encoder pass per
+    # crop) or "visual" (the regional rows of the photo's one 448 px visual pass, 50 windows + the whole
+    # photo; needs encoders serving the visual descriptor, else "image"); "auto" = "image" (measured in
+    # docs/evaluation.md).
     vector: str = "auto"
     # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
     levels: list[int] = [1, 2, 3, 4]

@@ -17,7 +17,7 @@ from services.ranking.composed import describe as describe_composed
 from services.ranking.facets import compute_facets, wants_facets
 from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from services.ranking.generation import CatalogState
-from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
+from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, VISUAL_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
 from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
@@ -304,10 +304,18 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
-        boxes = regions_mod.window_boxes(tuple(rs.levels))
-        crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
-        vecs = self.encoder.images(crops, model_version)
-        using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
+        if rs.vector == "visual" and self.encoder.has_visual():
+            # one 448 px pass: the photo's regional visual rows instead of one encoder pass per crop
+            rows = self.encoder.image_visual(req.image, model_version)[1]
+            boxes = [(0.0, 0.0, 1.0, 1.0), *regions_mod.visual_region_boxes(*im.size)]
+            if len(boxes) != len(rows) - 1:
+                raise RuntimeError(f"visual rows ({len(rows)}) do not match the region layout ({len(boxes)} boxes)")
+            vecs, using = [rows[0], *rows[2:]], VISUAL_VECTOR
+        else:
+            boxes = regions_mod.window_boxes(tuple(rs.levels))
+            crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
+            vecs = self.encoder.images(crops, model_version)
+            using = IMAGE_VECTOR if rs.vector in ("auto", "visual") else rs.vector
         limit = max(rs.per_region_candidates, need)
         signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
         queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
