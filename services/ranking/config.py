@@ -35,6 +35,15 @@ class FusionDefaults(BaseModel):
     # Image-only queries: image->image dominates, image->product-text helps a little.
     image_query_image_weight: float = 0.8
     image_query_text_weight: float = 0.2
+    # With the visual (photo->photo) descriptor served, photo queries add the ``visual`` signal: the
+    # product's identity (is it this product?), while ``image`` (text-space photo vector) and ``text``
+    # keep the type for photos of products not in the catalog. Its scores are scaled by the best match
+    # (``max``): an in-catalog product stands out (cosine ~0.7-1 vs ~0.3), a flat pool (no copy of the
+    # product in the catalog) stays flat and leaves the order to the type signals. Chosen on the
+    # train-line shopper photos + the demo photos (docs/evaluation.md, "Shopper photos").
+    image_query_visual_weight: float = 0.6
+    mixed_query_visual_weight: float = 0.45
+    visual_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     # Image+text queries ("this sofa, but in green"): the photo carries most of the intent.
     mixed_query_text_weight: float = 0.35
     mixed_query_image_weight: float = 0.45

@@ -22,7 +22,7 @@ from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
-from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
+from services.ranking.query import IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
@@ -96,7 +96,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             exclude_ids=list(f.exclude_ids),
         )
 
-    def _weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
+    def _weights(self, req: search_pb2.SearchRequest, kind: str, visual: bool = False) -> tuple[str, dict[str, float]]:
+        method, weights = self._base_weights(req, kind)
+        if visual:
+            # the caller's photo weight covers both photo signals (the public Fusion has no visual field)
+            d, fz = self.settings.fusion, req.fusion
+            explicit = fz.text_weight or fz.image_weight or fz.lexical_weight
+            default = d.image_query_visual_weight if kind == "image" else d.mixed_query_visual_weight
+            weights[VISUAL] = fz.image_weight if explicit else default
+        return method, weights
+
+    def _base_weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
         d = self.settings.fusion
         fz = req.fusion
         method = {search_pb2.Fusion.WEIGHTED: "weighted", search_pb2.Fusion.RRF: "rrf"}.get(fz.method, d.method)
@@ -257,7 +267,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         notes = [*plan.notes, *notes]
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, explanation, method, weights, visual=plan.visual))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
         for r in regions or ():
             group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
             for h in r.hits[:top_k]:
@@ -343,7 +353,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
         d = self.settings.fusion
         lists = {q.signal: r for q, r in zip(plan.queries, results)}
-        method, weights = self._weights(req, plan.kind)
+        method, weights = self._weights(req, plan.kind, plan.visual)
         if method == "rrf":
             return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
         # Products without photos are ranked on their other signals for text queries; for a
@@ -357,14 +367,13 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             lists,
             weights,
             method=d.normalization,
-            unavailable={IMAGE: no_photo},
-            methods={LEXICAL: d.lexical_normalization},
+            unavailable={IMAGE: no_photo, VISUAL: no_photo},
+            methods={LEXICAL: d.lexical_normalization, VISUAL: d.visual_normalization},
         )
         return method, weights, fused
 
     @staticmethod
-    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float],
-             visual: bool = False) -> search_pb2.Hit:
+    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
         p = h.payload
         hit = search_pb2.Hit(
             product_id=h.product_id,
@@ -380,8 +389,6 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[signal] = raw
             for signal, n in h.normalized.items():
                 hit.signal_scores[f"{signal}_norm"] = n
-            if visual and IMAGE in h.raw:  # the image signal was the visual descriptor's best region
-                hit.signal_scores["visual"] = h.raw[IMAGE]
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")
