@@ -69,8 +69,10 @@ class RegionDefaults(BaseModel):
 
     # Vector searched per region: "image" (the text-space vector of each grid crop, one encoder pass per
     # crop) or "visual" (the regional rows of the photo's one 448 px visual pass, 50 windows + the whole
-    # photo; needs encoders serving the visual descriptor, else "image"); "auto" = "image" (measured in
-    # docs/evaluation.md).
+    # photo; needs encoders serving the visual descriptor, else "image"). "auto" = "visual" when served:
+    # shopper photos (one product on a room scene) are scene-like, so they take region mode, where the
+    # visual rows give Hit@1 0.50 vs 0.14 and one pass instead of 30; room scenes lost a little on the
+    # dev scenes (nDCG@10 0.101 -> 0.081): set "image" to prefer them (docs/evaluation.md).
     vector: str = "auto"
     # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
     levels: list[int] = [1, 2, 3, 4]

@@ -314,7 +314,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
-        if rs.vector == "visual" and self.encoder.has_visual():
+        if rs.vector in ("visual", "auto") and self.encoder.has_visual():
             # one 448 px pass: the photo's regional visual rows instead of one encoder pass per crop
             rows = self.encoder.image_visual(req.image, model_version)[1]
             boxes = [(0.0, 0.0, 1.0, 1.0), *regions_mod.visual_region_boxes(*im.size)]
@@ -325,7 +325,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             boxes = regions_mod.window_boxes(tuple(rs.levels))
             crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
             vecs = self.encoder.images(crops, model_version)
-            using = IMAGE_VECTOR if rs.vector in ("auto", "visual") else rs.vector
+            using = IMAGE_VECTOR if rs.vector in ("auto", "visual", "image") else rs.vector
         limit = max(rs.per_region_candidates, need)
         signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
         queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
