@@ -35,6 +35,15 @@ class FusionDefaults(BaseModel):
     # Image-only queries: image->image dominates, image->product-text helps a little.
     image_query_image_weight: float = 0.8
     image_query_text_weight: float = 0.2
+    # With the visual (photo->photo) descriptor served, photo queries add the ``visual`` signal: the
+    # product's identity (is it this product?), while ``image`` (text-space photo vector) and ``text``
+    # keep the type for photos of products not in the catalog. Its scores are scaled by the best match
+    # (``max``): an in-catalog product stands out (cosine ~0.7-1 vs ~0.3), a flat pool (no copy of the
+    # product in the catalog) stays flat and leaves the order to the type signals. Set a priori, not
+    # tuned (checked: demo chair photo -> chairs first, composed test Hit@1 0.975; docs/evaluation.md).
+    image_query_visual_weight: float = 0.6
+    mixed_query_visual_weight: float = 0.45
+    visual_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     # Image+text queries ("this sofa, but in green"): the photo carries most of the intent.
     mixed_query_text_weight: float = 0.35
     mixed_query_image_weight: float = 0.45
@@ -64,7 +73,12 @@ class FusionDefaults(BaseModel):
 class RegionDefaults(BaseModel):
     """Shop the look: region proposals for room photos (see regions.py for how they were chosen)."""
 
-    # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
+    # What region mode searches: "scene" (services.ranking.scene_search: the 149 windows of one 640 px
+    # visual pass, exact foreground-row scores with hubness correction; dev scenes nDCG@10 0.179),
+    # "visual" (the 50 regional rows + whole photo of the 448 px photo-query pass: dev scenes 0.081),
+    # "image" (the text-space vector of each grid crop, one encoder pass per crop: dev scenes 0.101).
+    # "auto" = "scene" when the encoders serve the visual descriptor, else "image". Shopper photos
+    # (one product on a room) are scene-like, so they take region mode too (docs/evaluation.md).
     vector: str = "auto"
     # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
     levels: list[int] = [1, 2, 3, 4]

@@ -8,15 +8,15 @@ Signals (names match ``Hit.signal_scores`` and the ``Fusion`` weights):
   translation from ``analyze_query`` and BM25 gets original + translation +
   expansions (the catalog is enriched with Chinese terms at ingestion).
 - image query: ``image`` (image vs photos) and ``text`` (image vs product text). When the
-  encoders serve the ``visual`` photo->photo descriptor, ``image`` is searched on the products'
-  ``visual`` rows, once per visual row of the query photo (whole photo + foreground crop at
+  encoders serve the ``visual`` photo->photo descriptor, the ``visual`` signal (the product's
+  identity) is added: the products' ``visual`` rows searched once per visual row of the query photo (whole photo + foreground crop at
   224 px as the index describes a catalogue photo, and 50 regions of one 448 px pass); the
   service keeps each product's best row (``merge_signal_lists``). A shopper photo shows one
   product among others, and the text-space head keeps the type but loses which product it is.
-- image + text: ``text`` and ``lexical`` from the text; ``image`` is the photo's identity on the
-  ``visual`` vector when served, else the weighted sum of the normalised text and image query
-  vectors searched on the photos; then score fusion. Text queries keep searching the
-  text-space ``image`` vector (text -> photo).
+- image + text: ``text`` and ``lexical`` from the text, ``image`` searched with the weighted sum
+  of the normalised text and image query vectors, plus ``visual`` (the photo's identity) when
+  served; then score fusion. Text queries search the text-space ``image`` vector only (text ->
+  photo); ``visual`` is photo -> photo.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from services.ranking.index.schema import (
     SparseVec,
 )
 
-TEXT, IMAGE, LEXICAL = "text", "image", "lexical"
+TEXT, IMAGE, LEXICAL, VISUAL = "text", "image", "lexical", "visual"
 
 
 @dataclass
@@ -236,32 +236,30 @@ def plan_query(
                 raise
             plan.missing = sorted({*plan.missing, IMAGE})
             return plan
+        _visual_queries(plan, rows, limit)
         if tvec is None and plan.missing:  # text embedding missing, image present: image only
             plan.kind = "image+text"
-            if not _visual_queries(plan, rows, limit):
-                queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
+            queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
             plan.missing = [TEXT]
         elif tvec is None:
             plan.kind = "image"
-            if not _visual_queries(plan, rows, limit):
-                queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
+            queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
             queries.append(SignalQuery(TEXT, TEXT_VECTOR, dense=ivec.tolist(), limit=limit))
         else:
             plan.kind = "image+text"
-            if not _visual_queries(plan, rows, limit):
-                mixed = _unit(mix_text_share * _unit(tvec) + (1.0 - mix_text_share) * _unit(ivec))
-                queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=mixed.tolist(), limit=limit))
+            mixed = _unit(mix_text_share * _unit(tvec) + (1.0 - mix_text_share) * _unit(ivec))
+            queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=mixed.tolist(), limit=limit))
     elif tvec is not None:
         queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=tvec.tolist(), limit=limit))
     return plan
 
 
 def _visual_queries(plan: QueryPlan, rows: np.ndarray | None, limit: int) -> bool:
-    """Adds one ``image`` search per visual row of the photo on the ``visual`` vector; False when
-    the encoders serve no visual descriptor (the caller searches the text-space vector)."""
+    """Adds one ``visual`` search per visual row of the photo on the ``visual`` vector; False when
+    the encoders serve no visual descriptor."""
     if rows is None:
         return False
-    plan.queries.extend(SignalQuery(IMAGE, VISUAL_VECTOR, dense=r.tolist(), limit=limit) for r in rows)
+    plan.queries.extend(SignalQuery(VISUAL, VISUAL_VECTOR, dense=r.tolist(), limit=limit) for r in rows)
     plan.visual = True
     plan.notes.append(f"photo matched on the visual vector (best of {len(rows)} rows: whole photo, "
                       f"foreground, {len(rows) - 2} regions)")

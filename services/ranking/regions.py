@@ -66,6 +66,27 @@ def window_boxes(levels: tuple[int, ...]) -> list[Box]:
     return boxes
 
 
+def visual_region_boxes(width: int, height: int, cells: int = 14, windows: tuple[int, ...] = (5, 7, 9),
+                        stride: int = 2) -> list[Box]:
+    """The photo boxes of the ``visual`` query regions (services.encoders.models.visual): square
+    windows of the feature map of the white-padded square, mapped back onto the photo (the
+    longest side fills the square, the other is centred) and clipped to it."""
+    side = max(width, height)
+    pad_x, pad_y = (side - width) / 2 / side, (side - height) / 2 / side
+    fx, fy = side / width, side / height
+
+    def clip(v: float) -> float:
+        return min(1.0, max(0.0, v))
+
+    out: list[Box] = []
+    for s in windows:
+        for y in range(0, cells - s + 1, stride):
+            for x in range(0, cells - s + 1, stride):
+                x0, y0, x1, y1 = x / cells, y / cells, (x + s) / cells, (y + s) / cells
+                out.append((clip((x0 - pad_x) * fx), clip((y0 - pad_y) * fy), clip((x1 - pad_x) * fx), clip((y1 - pad_y) * fy)))
+    return out
+
+
 def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
     w, h = im.size
     c = im.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))

@@ -33,7 +33,7 @@ from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
-from services.ranking.query import IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
+from services.ranking.query import IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.scene_search import HubBank, foreground_rows, score_windows
@@ -87,7 +87,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             exclude_ids=list(f.exclude_ids),
         )
 
-    def _weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
+    def _weights(self, req: search_pb2.SearchRequest, kind: str, visual: bool = False) -> tuple[str, dict[str, float]]:
+        method, weights = self._base_weights(req, kind)
+        if visual:
+            # the caller's photo weight covers both photo signals (the public Fusion has no visual field)
+            d, fz = self.settings.fusion, req.fusion
+            explicit = fz.text_weight or fz.image_weight or fz.lexical_weight
+            default = d.image_query_visual_weight if kind == "image" else d.mixed_query_visual_weight
+            weights[VISUAL] = fz.image_weight if explicit else default
+        return method, weights
+
+    def _base_weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
         d = self.settings.fusion
         fz = req.fusion
         method = {search_pb2.Fusion.WEIGHTED: "weighted", search_pb2.Fusion.RRF: "rrf"}.get(fz.method, d.method)
@@ -252,7 +262,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         notes = [*plan.notes, *notes]
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
-            resp.hits.append(self._hit(h, req.explain, explanation, method, weights, visual=plan.visual))
+            resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
         for r in regions or ():
             group = resp.regions.add(box=search_pb2.BoundingBox(x_min=r.box[0], y_min=r.box[1], x_max=r.box[2], y_max=r.box[3]), score=r.score)
             for h in r.hits[:top_k]:
@@ -299,12 +309,20 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
-        if self.encoder.has_visual():
+        if rs.vector in ("scene", "auto") and self.encoder.has_visual():
             return self._search_scene(req, flt, model_version, need, im)
-        boxes = regions_mod.window_boxes(tuple(rs.levels))
-        crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
-        vecs = self.encoder.images(crops, model_version)
-        using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
+        if rs.vector == "visual" and self.encoder.has_visual():
+            # one 448 px pass: the photo's regional visual rows instead of one encoder pass per crop
+            rows = self.encoder.image_visual(req.image, model_version)[1]
+            boxes = [(0.0, 0.0, 1.0, 1.0), *regions_mod.visual_region_boxes(*im.size)]
+            if len(boxes) != len(rows) - 1:
+                raise RuntimeError(f"visual rows ({len(rows)}) do not match the region layout ({len(boxes)} boxes)")
+            vecs, using = [rows[0], *rows[2:]], VISUAL_VECTOR
+        else:
+            boxes = regions_mod.window_boxes(tuple(rs.levels))
+            crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
+            vecs = self.encoder.images(crops, model_version)
+            using = IMAGE_VECTOR if rs.vector in ("auto", "scene", "visual", "image") else rs.vector
         limit = max(rs.per_region_candidates, need)
         signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
         queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
@@ -378,7 +396,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
         d = self.settings.fusion
         lists = {q.signal: r for q, r in zip(plan.queries, results)}
-        method, weights = self._weights(req, plan.kind)
+        method, weights = self._weights(req, plan.kind, plan.visual)
         if method == "rrf":
             return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
         # Products without photos are ranked on their other signals for text queries; for a
@@ -392,8 +410,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             lists,
             weights,
             method=d.normalization,
-            unavailable={IMAGE: no_photo},
-            methods={LEXICAL: d.lexical_normalization},
+            unavailable={IMAGE: no_photo, VISUAL: no_photo},
+            methods={LEXICAL: d.lexical_normalization, VISUAL: d.visual_normalization},
         )
         return method, weights, fused
 
@@ -412,8 +430,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
 
     @staticmethod
-    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float],
-             visual: bool = False) -> search_pb2.Hit:
+    def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
         p = h.payload
         hit = search_pb2.Hit(
             product_id=h.product_id,
@@ -431,8 +448,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[f"{signal}_norm"] = n
             for name, b in h.boosts.items():
                 hit.signal_scores[f"{name}_boost"] = b
-            if visual and IMAGE in h.raw:  # the image signal was the visual descriptor's best region
-                hit.signal_scores["visual"] = h.raw[IMAGE]
+            if visual and IMAGE in h.raw and VISUAL not in h.raw:  # shop the look: the window's raw cosine
+                hit.signal_scores[VISUAL] = h.raw[IMAGE]
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")

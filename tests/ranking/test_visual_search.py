@@ -74,7 +74,7 @@ def test_shopper_photos_find_their_product(shop):
         hits1 += ids[0] == q["relevant"][0]
         top = resp.hits[0]
         assert "visual" in top.signal_scores and 0.0 < top.signal_scores["visual"] <= 1.0001
-        assert top.signal_scores["visual"] == pytest.approx(top.signal_scores["image"])
+        assert "image" in top.signal_scores and "visual=0.6" in top.explanation  # both photo signals fused
         assert "visual vector (best of 52 rows: whole photo, foreground, 50 regions)" in top.explanation
     assert hits1 >= N_PHOTOS - 2, hits1
 
@@ -85,3 +85,44 @@ def test_model_version_names_the_visual_descriptor(shop):
     resp = handle.rank(text="chair", top_k=3)
     info = handle.app.index.meta.model_version
     assert info == resp.model_version and info.count("|") == 2 and info.rsplit("|", 1)[1].startswith("visual-")
+
+
+def test_visual_region_boxes_map_the_padded_square_back_onto_the_photo():
+    from services.ranking.regions import visual_region_boxes
+
+    square = visual_region_boxes(448, 448)
+    assert len(square) == 50 and square[0] == (0.0, 0.0, 5 / 14, 5 / 14) and square[-1] == (4 / 14, 4 / 14, 13 / 14, 13 / 14)
+    wide = visual_region_boxes(800, 400)  # padded above and below: a quarter of the square each side
+    assert wide[0] == pytest.approx((0.0, 0.0, 5 / 14, (5 / 14 - 0.25) * 2))
+    assert all(0.0 <= v <= 1.0 for b in wide for v in b) and all(b[0] < b[2] for b in wide)
+
+
+@needs_data
+def test_region_mode_on_the_visual_rows_of_one_pass(shop):
+    """Shop the look with the default ``regions.vector`` (auto = visual when served): 51 regions (50
+    windows + the whole photo) from the photo's one visual pass, boxes inside the photo, the pictured
+    product in the merged list; ``image`` brings back the 30-crop grid on the text-space vector."""
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    rs = handle.app.settings.regions
+    assert rs.vector == "auto"
+    old = rs.vector
+    try:
+        rs.vector = "image"
+        grid = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True,
+                           region_mode=search_pb2.REGION_MODE_ON, explain=True)
+        assert "30 regions searched on vector 'image'" in grid.interpretation
+        rs.vector = old
+        found = 0
+        for q in photos[:4]:
+            resp = handle.rank(image=(DATA / q["image"]).read_bytes(), top_k=10, no_cache=True,
+                               region_mode=search_pb2.REGION_MODE_ON, explain=True)
+            assert resp.regions and len(resp.regions) <= rs.max_regions
+            assert all(0.0 <= r.box.x_min < r.box.x_max <= 1.0 and 0.0 <= r.box.y_min < r.box.y_max <= 1.0
+                       for r in resp.regions)
+            assert "51 regions searched on vector 'visual'" in resp.interpretation
+            found += q["relevant"][0] in [h.product_id for h in resp.hits]
+        assert found >= 3, found
+    finally:
+        rs.vector = old
