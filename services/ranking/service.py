@@ -448,8 +448,6 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 hit.signal_scores[f"{signal}_norm"] = n
             for name, b in h.boosts.items():
                 hit.signal_scores[f"{name}_boost"] = b
-            if visual and IMAGE in h.raw and VISUAL not in h.raw:  # shop the look: the window's raw cosine
-                hit.signal_scores[VISUAL] = h.raw[IMAGE]
             wtxt = ", ".join(f"{s}={w:g}" for s, w in weights.items() if w > 0)
             parts = [explanation] if explanation else []
             parts.append(f"fusion {method} ({wtxt})")

@@ -99,9 +99,10 @@ def test_visual_region_boxes_map_the_padded_square_back_onto_the_photo():
 
 @needs_data
 def test_region_mode_on_the_visual_rows_of_one_pass(shop):
-    """Shop the look with the default ``regions.vector`` (auto = visual when served): 51 regions (50
-    windows + the whole photo) from the photo's one visual pass, boxes inside the photo, the pictured
-    product in the merged list; ``image`` brings back the 30-crop grid on the text-space vector."""
+    """Shop the look on ``regions.vector=visual``: 51 regions (50 windows + the whole photo) from the
+    photo's one 448 px visual pass, boxes inside the photo, the pictured product in the merged list;
+    ``image`` brings back the 30-crop grid on the text-space vector, and the default (auto) is the
+    scene search of scene_search.py (149 windows of one 640 px pass)."""
     from homesearch.v1 import search_pb2
 
     handle, photos = shop
@@ -109,11 +110,14 @@ def test_region_mode_on_the_visual_rows_of_one_pass(shop):
     assert rs.vector == "auto"
     old = rs.vector
     try:
+        auto = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True,
+                           region_mode=search_pb2.REGION_MODE_ON, explain=True)
+        assert "149 windows of one 640 px pass" in auto.interpretation
         rs.vector = "image"
         grid = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True,
                            region_mode=search_pb2.REGION_MODE_ON, explain=True)
         assert "30 regions searched on vector 'image'" in grid.interpretation
-        rs.vector = old
+        rs.vector = "visual"
         found = 0
         for q in photos[:4]:
             resp = handle.rank(image=(DATA / q["image"]).read_bytes(), top_k=10, no_cache=True,
