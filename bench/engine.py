@@ -19,6 +19,7 @@ cores, tried first), so the ratios are against the better of the two scripts.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def _catalog_chunks(catalog: Path, parts: int, out_dir: Path) -> list[tuple[Path
 
 def _index(addrs: StackAddrs, catalog: Path) -> dict:
     proc = subprocess.run([sys.executable, "-m", "homesearch.cli", "index", str(catalog), "--ranking-addr", addrs.ranking,
-                           "--no-progress", "--json"], capture_output=True, text=True, timeout=3600)
+                           "--no-progress", "--json"], capture_output=True, text=True, timeout=3600,
+                          env=dict(os.environ, HOMESEARCH_SERVICE_TOKEN=addrs.write_token))
     if proc.returncode != 0:
         raise RuntimeError(f"homesearch index failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -50,6 +50,21 @@ class GatewaySettings(BaseSettings):
     ranking_tls_key: str = Field("", description="client key for mTLS to ranking")
     ranking_tls_server_name: str = Field("", description="name to check in ranking's certificate")
 
+    # Result cache at the gateway (homesearch/edge_cache.py): repeats answered from Redis. Needs the
+    # Redis URL and the lease key ranking derives from its cache key; either empty = off.
+    cache_url: str = Field("", description="redis:// URL of the result cache (a user limited to the gateway's keys)")
+    cache_url_file: str = Field("", description="file holding cache_url (wins; for mounted secrets)")
+    cache_lease_key: str = Field("", description="hex key that checks ranking's generation lease")
+    cache_lease_key_file: str = Field("", description="file holding cache_lease_key (wins)")
+    cache_lease_file: str = Field("", description="ranking's lease file, when on the same machine: no Redis round "
+                                  "trip for a repeat (entries kept in memory too)")
+    cache_memory_entries: int = Field(4096, ge=0, description="responses kept in memory (with cache_lease_file)")
+    cache_entry_key_file: str = Field("", description="key the gateway signs its entries with (default: random per process)")
+    cache_prefix: str = Field("hs", description="key prefix, as ranking's")
+    cache_collection: str = Field("products", description="ranking's collection")
+    cache_timeout_s: float = Field(0.05, gt=0, description="Redis socket timeout")
+    cache_ttl_s: float = Field(300.0, gt=0, description="longest an entry is served (ranking's result TTL)")
+
     # Admission control (Search): bounded in-flight calls, queue deadline, fail fast.
     max_in_flight: int = Field(32, ge=1, description="Search calls running at once")
     queue_timeout_ms: float = Field(50.0, ge=0, description="longest wait for a slot before RESOURCE_EXHAUSTED")
@@ -88,6 +103,19 @@ class GatewaySettings(BaseSettings):
 
             return Path(self.ranking_token_file).read_text(encoding="utf-8").strip()
         return self.ranking_token
+
+    def resolved_cache(self) -> tuple[str, bytes, bytes | None] | None:
+        """(url, lease key, entry key or None) when the gateway's result cache is configured."""
+        from pathlib import Path
+
+        def read(value: str, path: str) -> str:
+            return Path(path).read_text(encoding="utf-8").strip() if path else value
+
+        url, lease = read(self.cache_url, self.cache_url_file), read(self.cache_lease_key, self.cache_lease_key_file)
+        if not (url and lease):
+            return None
+        entry = Path(self.cache_entry_key_file).read_bytes().strip() if self.cache_entry_key_file else None
+        return url, bytes.fromhex(lease), entry
 
     def tls_enabled(self) -> bool:
         if bool(self.tls_cert) != bool(self.tls_key):

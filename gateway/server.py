@@ -77,7 +77,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         name="gateway",
         register=servicer.register,
         service_names=[SEARCH_SERVICE],
-        on_shutdown=ranking.close,
+        on_shutdown=lambda: (servicer.close(), ranking.close()),
         extra_interceptors=[
             AuthInterceptor(auth, limiter, on_reject=lambda r: REJECTED.labels(r).inc(),
                             failures=RateLimiter(settings.auth_failure_rps, settings.auth_failure_burst)),

@@ -26,6 +26,7 @@ from homesearch.validation import RequestError, explain_undecodable, validate_re
 
 from .auth import caller_var
 from .config import GatewaySettings
+from .result_cache import MISS, EdgeResultCache
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,18 @@ class SearchServicer:
     def __init__(self, settings: GatewaySettings, ranking: RankingClient) -> None:
         self.settings = settings
         self.ranking = ranking
+        self.results: EdgeResultCache | None = None
+        cache = settings.resolved_cache()
+        if cache is not None:
+            url, lease_key, entry_key = cache
+            self.results = EdgeResultCache(url, lease_key, entry_key=entry_key, prefix=settings.cache_prefix,
+                                           collection=settings.cache_collection, timeout_s=settings.cache_timeout_s,
+                                           ttl_s=settings.cache_ttl_s, lease_file=settings.cache_lease_file,
+                                           memory_entries=settings.cache_memory_entries)
+
+    def close(self) -> None:
+        if self.results is not None:
+            self.results.close()
 
     # -- registration -------------------------------------------------------
     def register(self, server: grpc.Server) -> None:
@@ -143,11 +156,22 @@ class SearchServicer:
         remaining = self._remaining_s(context)
         if remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the ranking call")
-        try:
-            resp = self.ranking.rank_stub.Rank(req, timeout=remaining,
-                                               metadata=((REQUEST_ID_KEY, rid), *self.ranking.auth_metadata))
-        except grpc.RpcError as exc:
-            self._abort_downstream(context, exc, "rank")
+        found = self.results.lookup(req) if self.results is not None else MISS
+        resp = found.response
+        if resp is not None:  # answered here: no ranking hop
+            resp.cache_hit = True
+        else:
+            try:
+                resp = self.ranking.rank_stub.Rank(req, timeout=remaining,
+                                                   metadata=((REQUEST_ID_KEY, rid), *self.ranking.auth_metadata))
+            except grpc.RpcError as exc:
+                if self.results is not None and exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
+                                                               grpc.StatusCode.PERMISSION_DENIED):
+                    self.results.ranking_answered(False)
+                self._abort_downstream(context, exc, "rank")
+            if self.results is not None:
+                self.results.ranking_answered(True)
+                self.results.store(found, resp)
         resp.request_id = rid
         resp.took_ms = (time.perf_counter() - start) * 1000.0
         log.info(

@@ -164,16 +164,17 @@ def _scrape(port: int, name: str) -> float:
 
 def test_poisoned_result_cache_entry_is_never_served(stack) -> None:
     """An attacker with the Redis password (but not the ranking's HMAC key) overwrites the
-    cached result of a real query with a forged response naming an injected product."""
+    cached result of a real query with a forged response naming an injected product. Probed
+    at ranking itself (its signed cache: rejected, ranked afresh) and through the gateway
+    (which answers repeats from its own signed entries: tests/gateway/test_result_cache.py)."""
     from services.ranking.service import canonical_request
 
     text = "white bookcase"
-    with _client(stack) as c:
+    with _client(stack) as c, grpc.insecure_channel(stack["ranking"]) as ch:
+        rank = ranking_pb2_grpc.RankingServiceStub(ch)
         genuine = c.search(text, top_k=5)
         assert c.search(text, top_k=5).cache_hit
-        with grpc.insecure_channel(stack["ranking"]) as ch:
-            info = ranking_pb2_grpc.RankingServiceStub(ch).IndexInfo(ranking_pb2.IndexInfoRequest(),
-                                                                    metadata=_md(stack["read"]), timeout=10)
+        info = rank.IndexInfo(ranking_pb2.IndexInfoRequest(), metadata=_md(stack["read"]), timeout=10)
         import hashlib
 
         key = (f"hs:res:products:g{info.index_generation}:"
@@ -186,8 +187,12 @@ def test_poisoned_result_cache_entry_is_never_served(stack) -> None:
                       b"h1" + b"\0" * 40 + forged.SerializeToString(),  # "signed" without the key
                       r.get(key)[:-3] + b"xyz"):  # a genuine entry, corrupted
             r.set(key, value, ex=300)
+            direct = rank.Rank(search_pb2.SearchRequest(text=text, top_k=5), metadata=_md(stack["read"]), timeout=30)
+            assert "EVIL-1" not in [h.product_id for h in direct.hits] and not direct.cache_hit
+            assert [h.product_id for h in direct.hits] == genuine.product_ids
+            r.set(key, value, ex=300)
             got = c.search(text, top_k=5)
-            assert "EVIL-1" not in got.product_ids and not got.cache_hit
+            assert "EVIL-1" not in got.product_ids
             assert got.product_ids == genuine.product_ids
         after = _scrape(stack["ports"]["--ranking-metrics-port"], "homesearch_cache_rejected_total")
         assert after - before >= 3

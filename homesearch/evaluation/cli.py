@@ -34,7 +34,9 @@ counts (``implicit_colour``). With --index it indexes that catalog first; withou
 hold it (an earlier ``--index --implicit-colour`` run with the same --subset/--split).
 
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
-each photo has one relevant product).
+each photo has one relevant product). Without --index, --subset restricts only the queries: against a
+stack holding the whole catalog, ``--subset heldout`` scores the photos of held-out products against
+the full gallery.
 
 --index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
 public API has no "collection" parameter: point it at a stack started with an empty index, or

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,16 +77,30 @@ def eval_scenes(client, data: Path, part: str, limit: int, progress) -> dict:
     scenes = scenes[:limit] if limit else scenes
     runs: dict[str, dict[str, list[str]]] = {"regions": {}, "global": {}}
     region_counts = []
+    took: dict[str, list[float]] = {"regions": [], "global": []}  # client wall time per search, ms
     for s in progress(scenes, desc="scenes"):
         img = (data / s["image"]).read_bytes()
+        t0 = time.perf_counter()
         res = _search(client, image=img)
+        took["regions"].append((time.perf_counter() - t0) * 1000)
         runs["regions"][s["id"]] = res.product_ids
         region_counts.append(len(res.regions))
+        t0 = time.perf_counter()
         runs["global"][s["id"]] = _search(client, image=img, region_mode="off").product_ids
+        took["global"].append((time.perf_counter() - t0) * 1000)
     qrels = {s["id"]: s["relevant"] for s in scenes}
     return {name: _score(r, qrels) for name, r in runs.items()} | {
-        "scenes_searched_by_region": sum(1 for n in region_counts if n)
+        "scenes_searched_by_region": sum(1 for n in region_counts if n),
+        "latency_ms": {name: _percentiles(t) for name, t in took.items()},
     }
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    """p50 / p95 of wall times (uncached searches: ``no_cache``; the encoders' own cache may hit)."""
+    if not ms:
+        return {}
+    xs = sorted(ms)
+    return {"p50": round(xs[len(xs) // 2], 1), "p95": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 1)}
 
 
 def eval_composed(client, data: Path, part: str, limit: int, progress) -> dict:

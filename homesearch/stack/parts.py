@@ -152,11 +152,16 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
         hs("ranking", "--listen", cfg.ranking_addr, "--metrics-port", str(p["ranking-metrics-port"]),
            "--data-dir", str(cfg.data_dir / "index"), "--triton-url", cfg.triton_grpc),
         _env(cfg, HOMESEARCH_RANKING_SERVICE_TOKENS_FILE=str(s.path("ranking_tokens")),
-             HOMESEARCH_RANKING_CACHE_HMAC_KEY_FILE=str(s.path("cache_hmac_key")), **redis_env),
+             HOMESEARCH_RANKING_CACHE_HMAC_KEY_FILE=str(s.path("cache_hmac_key")),
+             HOMESEARCH_RANKING_EDGE_CACHE_LEASE_FILE=str(s.path("generation_lease")), **redis_env),
         partial(probes.grpc_serving, cfg.ranking_addr),
         [p["ranking-port"], p["ranking-metrics-port"]],
     ))
     gw_env = _env(cfg, HOMESEARCH_GATEWAY_RANKING_TOKEN_FILE=str(s.path("gateway_token")))
+    if not cfg.redis_url:  # the embedded Valkey: the gateway's own user answers repeats (edge_cache.py)
+        gw_env.update(HOMESEARCH_GATEWAY_CACHE_URL_FILE=str(s.path("gateway_redis_url")),
+                      HOMESEARCH_GATEWAY_CACHE_LEASE_KEY_FILE=str(s.path("gateway_lease_key")),
+                      HOMESEARCH_GATEWAY_CACHE_LEASE_FILE=str(s.path("generation_lease")))
     # One gateway in front of one ranking. The gateway cannot tell a cache hit from a miss before
     # asking, and ranking only gives its max_in_flight slots to calls that compute (misses), so a
     # gateway limit of max_in_flight would make hits queue behind misses again. It admits ranking's

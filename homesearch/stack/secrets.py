@@ -8,6 +8,9 @@ and reused on later starts so clients keep working across restarts):
 - ``valkey.acl``      Valkey's ACL: ``default`` off, user ``ranking`` limited to the cache's keys
   and commands;
 - ``cache_hmac_key``  the key the ranking service signs cache entries with;
+- ``gateway_lease_key`` the key (derived from it, one-way) the gateway checks ranking's
+  generation lease with; ``gateway_redis_url`` the gateway's Valkey user (its own keys, the
+  lease read-only): the gateway's result cache, ``homesearch/edge_cache.py``;
 - ``triton_admin``    header value guarding Triton's admin APIs (no one is given it).
 
 Children receive *paths* to these files in the environment (``*_FILE``), never the secrets
@@ -68,6 +71,9 @@ class StackSecrets:
             triton_admin=_load_or_create(d / "triton_admin", tok("")),
         )
         _write_private(d / "ranking_tokens", f"gateway:read:{s.gateway_token}\ningest:write:{s.ingest_token}\n")
+        from homesearch.edge_cache import derive_lease_key
+
+        _write_private(d / "gateway_lease_key", derive_lease_key(s.cache_hmac_key).hex() + "\n")
         return s
 
     def path(self, name: str) -> Path:
@@ -76,10 +82,14 @@ class StackSecrets:
     def write_redis(self, host: str, port: int) -> str:
         """Writes the ACL file and the credentialed URL; returns the URL file's path."""
         cmds = " ".join(f"+{c}" for c in VALKEY_CACHE_COMMANDS)
+        gw_password = _load_or_create(self.path("gateway_valkey_password"), lambda: _secrets.token_urlsafe(32))
         _write_private(self.path("valkey.acl"),
                        "user default off\n"
-                       f"user ranking on >{self.valkey_password} ~hs:* resetchannels -@all {cmds}\n")
+                       f"user ranking on >{self.valkey_password} ~hs:* resetchannels -@all {cmds}\n"
+                       f"user gateway on >{gw_password} ~hs:gw:* %R~hs:lease:* resetchannels -@all {cmds} "
+                       "+eval_ro +evalsha_ro\n")
         _write_private(self.path("redis_url"), f"redis://ranking:{self.valkey_password}@{host}:{port}/0\n")
+        _write_private(self.path("gateway_redis_url"), f"redis://gateway:{gw_password}@{host}:{port}/0\n")
         return str(self.path("redis_url"))
 
 

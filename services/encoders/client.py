@@ -54,11 +54,14 @@ class ModelInfo:
     text_version: str
     image_version: str
     dim: int
+    visual_version: str = ""  # "" = the image model has no ``visual`` (photo->photo) output
 
     @property
     def model_version(self) -> str:
-        """Combined id keying caches and guarding indexes against mixed vector spaces."""
-        return f"{self.text_version}|{self.image_version}"
+        """Combined id keying caches and guarding indexes against mixed vector spaces (a new
+        visual descriptor changes it too, so an index written without it asks to be re-indexed)."""
+        base = f"{self.text_version}|{self.image_version}"
+        return f"{base}|{self.visual_version}" if self.visual_version else base
 
 
 class EncoderClient:
@@ -113,7 +116,8 @@ class EncoderClient:
         tp, ip = text.config.parameters, image.config.parameters
         try:
             tdim, idim = int(tp[wire.PARAM_DIM].string_value), int(ip[wire.PARAM_DIM].string_value)
-            info = ModelInfo(tp[wire.PARAM_VERSION].string_value, ip[wire.PARAM_VERSION].string_value, tdim)
+            visual = ip[wire.PARAM_VISUAL_VERSION].string_value if wire.PARAM_VISUAL_VERSION in ip else ""
+            info = ModelInfo(tp[wire.PARAM_VERSION].string_value, ip[wire.PARAM_VERSION].string_value, tdim, visual)
         except (KeyError, ValueError) as e:
             raise EncoderError(f"encoder models do not declare version/dimension parameters: {e}") from None
         if tdim != idim:
@@ -149,8 +153,38 @@ class EncoderClient:
 
         return self._embed(wire.TEXT_MODEL, items, build, timeout_s)
 
-    def embed_images(self, images: Sequence[bytes], timeout_s: float | None = None) -> np.ndarray:
-        """(n, dim) float32, L2-normalised, from encoded JPEG/PNG/WebP bytes."""
+    def embed_images_visual(
+        self,
+        images: Sequence[bytes],
+        mode: Literal["index", "query", "scene"],
+        timeout_s: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The ``visual`` photo->photo rows: (n, K, 512) float32, rows L2-normalised
+        (``index``: K = 2, whole photo + foreground crop, returned with the (n, dim) text-space
+        vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None).
+        Raises EncoderError when the image model serves no visual output."""
+        if mode not in wire.VISUAL_MODES:
+            raise ValueError(f"mode must be 'index', 'query' or 'scene', got {mode!r}")
+        if not self.model_info().visual_version:
+            raise EncoderError(f"image model {self.model_info().image_version} has no visual output")
+        items = self._image_items(images)
+        code = wire.VISUAL_MODES[mode]
+
+        def build(batch: list[bytes]) -> list:
+            data, lengths = wire.pack(batch)
+            modes = np.full((len(batch), 1), code, dtype=np.uint8)
+            return self._inputs((wire.IMAGE, data, "UINT8"), (wire.IMAGE_LENGTH, lengths, "INT32"),
+                                (wire.VISUAL_MODE, modes, "UINT8"))
+
+        names = (wire.EMBEDDING, wire.VISUAL) if mode == "index" else (wire.VISUAL,)
+        if not items:
+            return np.zeros((0, 0, 0), np.float32), (np.zeros((0, self.model_info().dim), np.float32)
+                                                     if mode == "index" else None)
+        out = self._embed_outputs(wire.IMAGE_MODEL, items, build, names, timeout_s)
+        return out[wire.VISUAL], out.get(wire.EMBEDDING)
+
+    @staticmethod
+    def _image_items(images: Sequence[bytes]) -> list[bytes]:
         items: list[bytes] = []
         for i, b in enumerate(images):
             if not isinstance(b, (bytes, bytearray, memoryview)):
@@ -158,6 +192,11 @@ class EncoderClient:
             if len(b) == 0:
                 raise InvalidInputError(f"item {i}: empty image", index=i)
             items.append(bytes(b))
+        return items
+
+    def embed_images(self, images: Sequence[bytes], timeout_s: float | None = None) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, from encoded JPEG/PNG/WebP bytes."""
+        items = self._image_items(images)
 
         def build(batch: list[bytes]) -> list:
             data, lengths = wire.pack(batch)
@@ -219,11 +258,22 @@ class EncoderClient:
     ) -> np.ndarray:
         if not items:
             return np.zeros((0, self.model_info().dim), dtype=np.float32)
+        return self._embed_outputs(model, items, build, (wire.EMBEDDING,), timeout_s)[wire.EMBEDDING]
+
+    def _embed_outputs(
+        self,
+        model: str,
+        items: list[bytes],
+        build: Callable[[list[bytes]], list],
+        names: Sequence[str],
+        timeout_s: float | None,
+    ) -> dict[str, np.ndarray]:
+        """Runs ``items`` in chunks and reassembles each requested output in input order."""
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
-        out: np.ndarray | None = None
+        out: dict[str, np.ndarray] = {}
         for idx in self._chunks(items):
             inputs = build([items[i] for i in idx])
-            outputs = [self._grpc.InferRequestedOutput(wire.EMBEDDING)]
+            outputs = [self._grpc.InferRequestedOutput(n) for n in names]
             try:
                 result = self._call(
                     lambda t, inputs=inputs, outputs=outputs: self._client.infer(
@@ -235,13 +285,14 @@ class EncoderClient:
                 # rewrite request-relative row numbers to the caller's indices
                 msg, bad = _renumber(str(e), idx)
                 raise InvalidInputError(msg, index=min(bad) if bad else None) from None
-            vecs = result.as_numpy(wire.EMBEDDING)
-            if vecs is None or vecs.shape[0] != len(idx):
-                raise EncoderError(f"{model} returned {None if vecs is None else vecs.shape} for {len(idx)} items")
-            if out is None:
-                out = np.empty((len(items), vecs.shape[1]), dtype=np.float32)
-            out[idx] = vecs
-        assert out is not None
+            for name in names:
+                vecs = result.as_numpy(name)
+                if vecs is None or vecs.shape[0] != len(idx):
+                    raise EncoderError(f"{model} returned {None if vecs is None else vecs.shape} {name} "
+                                       f"for {len(idx)} items")
+                if name not in out:
+                    out[name] = np.empty((len(items), *vecs.shape[1:]), dtype=np.float32)
+                out[name][idx] = vecs
         return out
 
     def _call(self, fn: Callable[[float], T], deadline: float) -> T:

@@ -244,6 +244,10 @@ class RedisCache:
         )
         self._call(lambda r: r.eval(script, 1, self.generation_key(collection), generation))
 
+    def run_script(self, script: str, key: str, *args: object) -> bool:
+        """Runs a Lua ``script`` on one key; False when Redis is bypassed or failed."""
+        return self._call(lambda r: r.eval(script, 1, key, *args)) is not _BYPASS
+
     def close(self) -> None:
         if self._client is not None:
             try:

@@ -5,6 +5,11 @@ unchanged (same content hash as indexed), embed the rest through the encoder
 client (passages for text, photos for images). A product that fails validation or
 embedding is reported in the response and nothing of it is written.
 
+Throughput: the passages and the photos of a batch go to the two Triton models at once, and
+up to ``ingest_pipeline_depth`` batches of a stream are embedded while the stream is still
+being read, so both encoders (and both cores of a small box) stay busy; products keep their
+stream order in the response and in the write.
+
 Unit of atomicity: **the stream**. Embedded products are held until the client has
 half-closed the stream cleanly, then written together and acknowledged in the one
 response. A stream that fails (cancelled, cut, deadline, an undecodable message) writes
@@ -22,7 +27,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -64,6 +71,22 @@ class _Pending:
     content_hash: str = ""
     text_vector: np.ndarray | None = None
     image_vectors: list[np.ndarray] = field(default_factory=list)
+    visual_vectors: list[np.ndarray] = field(default_factory=list)  # 2 rows per photo
+
+
+@dataclass
+class _BatchResult:
+    """What embedding one batch produced: the products to write and its share of the response.
+
+    Batches of a stream are embedded concurrently, so each fills its own result and the
+    stream merges them in order (the response lists failures in stream order)."""
+
+    ready: list[IndexedProduct] = field(default_factory=list)
+    unchanged: int = 0
+    failed: list[tuple[str, grpc.StatusCode, str]] = field(default_factory=list)
+
+
+Fail = Callable[[str, str], None]  # (product id, message): an INVALID_ARGUMENT for that product
 
 
 _OBJ_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
@@ -122,6 +145,11 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         self.settings = settings
         self.state = state
         self.encoder = encoder
+        # Embedding work of every stream (the threads mostly wait on Triton): ``ingest_pipeline_depth``
+        # batches of a stream ahead of its reader, and each batch's photo call beside its passage
+        # call. Two pools: a batch waits on its photo call, which must never queue behind batches.
+        self._batches = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-batch")
+        self._photos = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-photos")
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, p: ranking_pb2.Product) -> None:
@@ -163,24 +191,42 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         seen: set[str] = set()
         batch: list[ranking_pb2.Product] = []
         ready: list[IndexedProduct] = []
+        inflight: deque[Future[_BatchResult]] = deque()
         limit = self.settings.max_stream_products
+        depth = max(1, self.settings.ingest_pipeline_depth)
+
+        def collect(fut: Future[_BatchResult]) -> None:
+            got = fut.result()  # EncoderUnavailableError surfaces here
+            ready.extend(got.ready)
+            resp.unchanged += got.unchanged
+            for pid, code, message in got.failed:
+                self._fail(resp, pid, code, message)
+
         try:
-            for n, req in enumerate(request_iterator, 1):
-                if n > limit:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"more than {limit} products in one Upsert stream; nothing was written. "
-                                  "Send smaller streams (homesearch index --batch-size)")
-                p = req.product
-                if p.id in seen:
-                    self._fail(resp, p.id, grpc.StatusCode.INVALID_ARGUMENT, "duplicate product id in this stream")
-                    continue
-                seen.add(p.id)
-                batch.append(p)
-                if len(batch) >= self.settings.ingest_batch_size:
-                    ready += self._process(batch, model_version, resp)
-                    batch = []
-            if batch:
-                ready += self._process(batch, model_version, resp)
+            try:
+                for n, req in enumerate(request_iterator, 1):
+                    if n > limit:
+                        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                      f"more than {limit} products in one Upsert stream; nothing was written. "
+                                      "Send smaller streams (homesearch index --batch-size)")
+                    p = req.product
+                    if p.id in seen:
+                        self._fail(resp, p.id, grpc.StatusCode.INVALID_ARGUMENT, "duplicate product id in this stream")
+                        continue
+                    seen.add(p.id)
+                    batch.append(p)
+                    if len(batch) >= self.settings.ingest_batch_size:
+                        inflight.append(self._batches.submit(self._process, batch, model_version))
+                        batch = []
+                        while len(inflight) >= depth:
+                            collect(inflight.popleft())
+                if batch:
+                    inflight.append(self._batches.submit(self._process, batch, model_version))
+                while inflight:
+                    collect(inflight.popleft())
+            finally:
+                for fut in inflight:  # the stream failed: its batches' results are dropped
+                    fut.cancel()
         except EncoderUnavailableError as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"encoders unavailable: {exc}; nothing was written")
         if not context.is_active():
@@ -212,46 +258,68 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         INGEST_PRODUCTS.labels("upserted").inc(len(products))
         INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    def _process(
-        self, batch: list[ranking_pb2.Product], model_version: str, resp: ranking_pb2.UpsertResponse
-    ) -> list[IndexedProduct]:
+    def _process(self, batch: list[ranking_pb2.Product], model_version: str) -> _BatchResult:
         """Validates and embeds one batch; returns the products to write at the stream's end."""
         started = time.perf_counter()
+        out = _BatchResult()
         pending: list[_Pending] = []
         for p in batch:
             try:
                 self._validate(p)
             except ProductRejected as exc:
-                self._fail(resp, p.id, exc.code, str(exc))
+                out.failed.append((p.id, exc.code, str(exc)))
                 continue
             pending.append(_Pending(p, content_hash(_product_fields(p), list(p.images), model_version)))
         existing = self.state.index.content_hashes([x.product.id for x in pending])
         changed = []
         for x in pending:
             if existing.get(x.product.id) == x.content_hash:
-                resp.unchanged += 1
+                out.unchanged += 1
                 INGEST_PRODUCTS.labels("unchanged").inc()
             else:
                 changed.append(x)
-        changed = self._embed_texts(changed, resp)
-        changed = self._embed_images(changed, resp)
-        INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
-        return [self._indexed(x, model_version) for x in changed]
+        failed: dict[str, str] = {}  # first reason per product: its text's, else its photo's
 
-    def _embed_texts(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
+        def fail(pid: str, message: str) -> None:
+            failed.setdefault(pid, message)
+
+        changed = self._embed_both(changed, fail)
+        # text failures first (an item may fail both ways; it is reported once)
+        out.failed += [(pid, grpc.StatusCode.INVALID_ARGUMENT, m) for pid, m in failed.items()]
+        INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+        out.ready = [self._indexed(x, model_version) for x in changed]
+        return out
+
+    def _embed_both(self, items: list[_Pending], fail: Fail) -> list[_Pending]:
+        """Passages and photos of one batch, embedded at the same time by the two encoder models;
+        returns the items both succeeded for, in batch order."""
+        if not any(x.product.images for x in items):
+            return self._embed_texts(items, fail)
+        image_fail: list[tuple[str, str]] = []
+        photos = self._photos.submit(self._embed_images, items, lambda pid, m: image_fail.append((pid, m)))
+        try:
+            texts_ok = self._embed_texts(items, fail)
+        finally:
+            images_ok = photos.result()  # wait for it either way: it writes into ``items``
+        for pid, message in image_fail:
+            fail(pid, message)
+        keep = {id(x) for x in images_ok}
+        return [x for x in texts_ok if id(x) in keep]
+
+    def _embed_texts(self, items: list[_Pending], fail: Fail) -> list[_Pending]:
         """Embeds passages; an input the encoder rejects fails its product only (retry the rest)."""
         while items:
             try:
-                vecs = self.encoder.embed_texts([passage_text(x.product) for x in items], mode="passage")
+                vecs = self.encoder.embed_texts([passage_text(x.product) for x in items], mode="passage",
+                                                timeout_s=self.settings.ingest_encoder_timeout_s)
             except InvalidInputError as exc:
                 bad = exc.index if exc.index is not None and 0 <= exc.index < len(items) else None
                 if bad is None:
                     if len(items) == 1:
                         bad = 0
                     else:  # cannot tell which one: isolate by embedding one at a time
-                        return [y for x in items for y in self._embed_texts([x], resp)]
-                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT,
-                           f"text rejected: {item_reason(str(exc), exc.index)}")
+                        return [y for x in items for y in self._embed_texts([x], fail)]
+                fail(items[bad].product.id, f"text rejected: {item_reason(str(exc), exc.index)}")
                 items = items[:bad] + items[bad + 1 :]
                 continue
             for x, v in zip(items, np.asarray(vecs, dtype=np.float32)):
@@ -259,15 +327,22 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             return items
         return items
 
-    def _embed_images(self, items: list[_Pending], resp: ranking_pb2.UpsertResponse) -> list[_Pending]:
+    def _embed_images(self, items: list[_Pending], fail: Fail) -> list[_Pending]:
         """Embeds every photo of the batch at once; a rejected photo fails its whole product."""
         while True:
             owners = [i for i, x in enumerate(items) for _ in x.product.images]
             if not owners:
                 return items
             flat = [img for x in items for img in x.product.images]
+            visual: np.ndarray | None = None
             try:
-                vecs = np.asarray(self.encoder.embed_images(flat), dtype=np.float32)
+                timeout = self.settings.ingest_encoder_timeout_s
+                if self.encoder.model_info().visual_version:
+                    # one backbone pass gives both: text-space vector + visual rows of each photo
+                    visual, vecs = self.encoder.embed_images_visual(flat, "index", timeout_s=timeout)
+                    vecs = np.asarray(vecs, dtype=np.float32)
+                else:
+                    vecs = np.asarray(self.encoder.embed_images(flat, timeout_s=timeout), dtype=np.float32)
             except InvalidInputError as exc:
                 if exc.index is not None and 0 <= exc.index < len(flat):
                     bad = owners[exc.index]
@@ -275,16 +350,17 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                     bad = owners[0]
                 else:
                     with_images = [x for x in items if x.product.images]
-                    without = [x for x in items if not x.product.images]
-                    return without + [y for x in with_images for y in self._embed_images([x], resp)]
+                    kept = {id(y) for x in with_images for y in self._embed_images([x], fail)}
+                    return [x for x in items if not x.product.images or id(x) in kept]
                 photo = exc.index - owners.index(bad) if exc.index is not None and 0 <= exc.index < len(flat) else None
                 which = f"image {photo}" if photo is not None else "image"
-                self._fail(resp, items[bad].product.id, grpc.StatusCode.INVALID_ARGUMENT,
-                           f"{which} rejected: {item_reason(str(exc), exc.index)}")
+                fail(items[bad].product.id, f"{which} rejected: {item_reason(str(exc), exc.index)}")
                 items = items[:bad] + items[bad + 1 :]
                 continue
-            for i, v in zip(owners, vecs):
+            for k, (i, v) in enumerate(zip(owners, vecs)):
                 items[i].image_vectors.append(v)
+                if visual is not None:
+                    items[i].visual_vectors.extend(np.asarray(visual[k], dtype=np.float32))
             return items
 
     def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
@@ -312,6 +388,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             product_id=p.id,
             text_vector=x.text_vector.tolist(),
             image_vectors=[v.tolist() for v in x.image_vectors],
+            visual_vectors=[v.tolist() for v in x.visual_vectors],
             bm25=SparseVec(list(sparse.indices), list(sparse.values)),
             payload=payload,
         )

@@ -35,6 +35,15 @@ class FusionDefaults(BaseModel):
     # Image-only queries: image->image dominates, image->product-text helps a little.
     image_query_image_weight: float = 0.8
     image_query_text_weight: float = 0.2
+    # With the visual (photo->photo) descriptor served, photo queries add the ``visual`` signal: the
+    # product's identity (is it this product?), while ``image`` (text-space photo vector) and ``text``
+    # keep the type for photos of products not in the catalog. Its scores are scaled by the best match
+    # (``max``): an in-catalog product stands out (cosine ~0.7-1 vs ~0.3), a flat pool (no copy of the
+    # product in the catalog) stays flat and leaves the order to the type signals. Set a priori, not
+    # tuned (checked: demo chair photo -> chairs first, composed test Hit@1 0.975; docs/evaluation.md).
+    image_query_visual_weight: float = 0.6
+    mixed_query_visual_weight: float = 0.45
+    visual_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     # Image+text queries ("this sofa, but in green"): the photo carries most of the intent.
     mixed_query_text_weight: float = 0.35
     mixed_query_image_weight: float = 0.45
@@ -64,7 +73,12 @@ class FusionDefaults(BaseModel):
 class RegionDefaults(BaseModel):
     """Shop the look: region proposals for room photos (see regions.py for how they were chosen)."""
 
-    # Vector searched per region: "visual" (raw backbone features) when the index has it, else "image".
+    # What region mode searches: "scene" (services.ranking.scene_search: the 149 windows of one 640 px
+    # visual pass, exact foreground-row scores with hubness correction; dev scenes nDCG@10 0.179),
+    # "visual" (the 50 regional rows + whole photo of the 448 px photo-query pass: dev scenes 0.081),
+    # "image" (the text-space vector of each grid crop, one encoder pass per crop: dev scenes 0.101).
+    # "auto" = "scene" when the encoders serve the visual descriptor, else "image". Shopper photos
+    # (one product on a room) are scene-like, so they take region mode too (docs/evaluation.md).
     vector: str = "auto"
     # Grid levels of the window proposals (n x n windows each; 1 = the whole photo).
     levels: list[int] = [1, 2, 3, 4]
@@ -74,6 +88,12 @@ class RegionDefaults(BaseModel):
     text_weight: float = 0.0
     # Per-region candidates; the merged list sums each product's best region scores.
     per_region_candidates: int = 30
+    # Visual shop the look (services.ranking.scene_search): index candidates per window (their
+    # union is then scored exactly on the foreground rows), hits kept per window, and the
+    # hubness correction (off = raw cosines; on needs the bank of the served visual version).
+    scene_candidates: int = 50
+    scene_hits_per_region: int = 10
+    hub_correction: bool = True
 
 
 class RankingSettings(BaseSettings):
@@ -104,6 +124,9 @@ class RankingSettings(BaseSettings):
     # Encoders (Triton)
     triton_url: str = "127.0.0.1:8001"
     encoder_timeout_s: float = 10.0
+    # One catalog batch (32 passages or photos) through the encoders: a batch deadline, not a
+    # query's; with batches pipelined, a batch may wait behind others in Triton's queue.
+    ingest_encoder_timeout_s: float = 120.0
     encoder_startup_timeout_s: float = 120.0
 
     # Cache (Redis/Valkey); empty URL disables the cache.
@@ -124,6 +147,11 @@ class RankingSettings(BaseSettings):
     # entries are only trusted by the process that wrote them.
     cache_hmac_key: str = ""
     cache_hmac_key_file: str = ""
+    # Publish the generation as the signed lease the gateway's result cache trusts
+    # (homesearch/edge_cache.py); needs the cache and a configured cache_hmac_key.
+    edge_cache_lease: bool = True
+    # ... and also into this file, for a gateway on the same machine (homesearch up sets it).
+    edge_cache_lease_file: str = ""
     # TLS for the ranking port (mTLS when tls_client_ca is set).
     tls_cert: str = ""
     tls_key: str = ""
@@ -148,6 +176,9 @@ class RankingSettings(BaseSettings):
 
     # Ingestion
     ingest_batch_size: int = 32
+    # Batches of one Upsert stream embedded at once (each: passages and photos in parallel), so
+    # the two encoder models have requests queued while the stream is read (docs/performance.md).
+    ingest_pipeline_depth: int = Field(2, ge=1)
     # Upsert streams are atomic (written at their end), so their length is bounded.
     max_stream_products: int = 2000
     max_images_per_product: int = 8

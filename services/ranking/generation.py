@@ -13,6 +13,10 @@ other's writes through Redis: a writer publishes its new generation to
 so the local value is authoritative and Redis is not consulted on reads.
 If Redis is down, replicas fall back to their local generation; the result cache
 is bypassed in that case anyway, so staleness cannot come from it.
+
+With a ``lease`` (``services.ranking.lease``), the generation is also published as the signed
+lease the gateway's result cache trusts; a write whose lease could not be published waits the
+old lease out before it is acknowledged.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ class CatalogState:
         *,
         shared_generation: bool,
         catalog_language: str = "en",
+        lease=None,
     ) -> None:
         self.index = index
         self.cache = cache
         self.collection = collection
         self.shared_generation = shared_generation
         self.catalog_language = catalog_language
+        self.lease = lease  # services.ranking.lease.LeasePublisher | None
         self._lock = threading.Lock()
 
     @property
@@ -64,6 +70,10 @@ class CatalogState:
             meta.generation = self._next_generation(meta.generation)
             self.index.save_meta(meta)
             self.cache.publish_generation(self.collection, meta.generation)
+            if self.lease is not None:
+                self.lease.publish_or_outlast(meta.generation)
+        if self.lease is not None:
+            self.lease.start(self.generation)
         self.refresh_gauges()
         log.info(
             "index ready",
@@ -95,8 +105,14 @@ class CatalogState:
                 meta.attribute_keys = sorted(set(meta.attribute_keys) | attribute_keys)
             self.index.save_meta(meta)
             self.cache.publish_generation(self.collection, meta.generation)
+            if self.lease is not None:
+                self.lease.publish_or_outlast(meta.generation)
         INDEX_GENERATION.set(meta.generation)
         return meta.generation
+
+    def close(self) -> None:
+        if self.lease is not None:
+            self.lease.close()
 
     def attribute_keys(self) -> set[str]:
         return set(self.index.meta.attribute_keys)

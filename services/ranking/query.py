@@ -7,9 +7,16 @@ Signals (names match ``Hit.signal_scores`` and the ``Fusion`` weights):
   When the query language differs from the catalog's, the dense query is the
   translation from ``analyze_query`` and BM25 gets original + translation +
   expansions (the catalog is enriched with Chinese terms at ingestion).
-- image query: ``image`` (image vs photos) and ``text`` (image vs product text).
-- image + text: ``text`` and ``lexical`` from the text, ``image`` searched with the
-  weighted sum of the normalised text and image query vectors, then score fusion.
+- image query: ``image`` (image vs photos) and ``text`` (image vs product text). When the
+  encoders serve the ``visual`` photo->photo descriptor, the ``visual`` signal (the product's
+  identity) is added: the products' ``visual`` rows searched once per visual row of the query photo (whole photo + foreground crop at
+  224 px as the index describes a catalogue photo, and 50 regions of one 448 px pass); the
+  service keeps each product's best row (``merge_signal_lists``). A shopper photo shows one
+  product among others, and the text-space head keeps the type but loses which product it is.
+- image + text: ``text`` and ``lexical`` from the text, ``image`` searched with the weighted sum
+  of the normalised text and image query vectors, plus ``visual`` (the photo's identity) when
+  served; then score fusion. Text queries search the text-space ``image`` vector only (text ->
+  photo); ``visual`` is photo -> photo.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from services.ranking.index.schema import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     TEXT_VECTOR,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     SignalQuery,
     SparseVec,
 )
 
-TEXT, IMAGE, LEXICAL = "text", "image", "lexical"
+TEXT, IMAGE, LEXICAL, VISUAL = "text", "image", "lexical", "visual"
 
 
 @dataclass
@@ -43,6 +52,7 @@ class QueryPlan:
     kind: str = "text"  # text | image | image+text
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # signals the encoders could not provide
+    visual: bool = False  # the image signal was searched on the visual vector (one query per region)
 
 
 MAX_DENSE_CHARS = 2000  # below the encoders' max_text_chars (2048)
@@ -147,6 +157,40 @@ class QueryEncoder:
             self.cache.put_embedding(key, vec)
         return vec
 
+    def has_visual(self) -> bool:
+        return bool(self.encoder.model_info().visual_version)
+
+    def visual_version(self) -> str:
+        return self.encoder.model_info().visual_version
+
+    def image_visual(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+        """The text-space vector and the ``visual`` query rows of a photo (cached like embeddings).
+
+        Rows: the photo described as the index describes a catalogue photo (whole + foreground
+        crop at 224 px, the same call that gives the text-space vector, so a catalogue shot finds
+        its own product at cosine ~1), then the 50 regions of one 448 px pass (a shopper photo
+        shows the product somewhere in a room)."""
+        ikey = self.cache.embedding_key(model_version, "img", data)
+        key = self.cache.embedding_key(model_version, "vis", data)
+        ivec, rows = self.cache.get_embedding(ikey), self.cache.get_embedding(key)
+        if ivec is None or rows is None:
+            whole, emb = self._embed(lambda: self.encoder.embed_images_visual([data], "index"))
+            regions = self._embed(lambda: self.encoder.embed_images_visual([data], "query")[0])
+            ivec = np.asarray(emb[0], dtype=np.float32)  # type: ignore[index]
+            rows = np.concatenate([whole[0], regions[0]]).astype(np.float32)
+            self.cache.put_embedding(ikey, ivec)
+            self.cache.put_embedding(key, rows.reshape(-1))
+        return np.asarray(ivec, dtype=np.float32), np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
+
+    def scene(self, data: bytes, model_version: str) -> np.ndarray:
+        """(149, 512) shop-the-look window rows of a room photo (one 640 px pass), cached."""
+        key = self.cache.embedding_key(model_version, "scene", data)
+        rows = self.cache.get_embedding(key)
+        if rows is None:
+            rows = np.asarray(self._embed(lambda: self.encoder.embed_images_visual([data], "scene")[0])[0],
+                              dtype=np.float32)
+            self.cache.put_embedding(key, rows.reshape(-1))
+        return np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
 
     def images(self, crops: list[bytes], model_version: str) -> list[np.ndarray]:
         """Embeds several images in one encoder call; cached ones are not sent again."""
@@ -207,13 +251,18 @@ def plan_query(
                 SignalQuery(LEXICAL, BM25_VECTOR, sparse=SparseVec(list(sparse.indices), list(sparse.values)), limit=limit)
             )
     if image:
+        rows: np.ndarray | None = None
         try:
-            ivec = encoder.image(image, model_version)
+            if encoder.has_visual():
+                ivec, rows = encoder.image_visual(image, model_version)
+            else:
+                ivec = encoder.image(image, model_version)
         except EncoderUnavailableError:
             if not degrade or not text.strip():  # an image-only query has nothing left to rank on
                 raise
             plan.missing = sorted({*plan.missing, IMAGE})
             return plan
+        _visual_queries(plan, rows, limit)
         if tvec is None and plan.missing:  # text embedding missing, image present: image only
             plan.kind = "image+text"
             queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=ivec.tolist(), limit=limit))
@@ -229,3 +278,37 @@ def plan_query(
     elif tvec is not None:
         queries.append(SignalQuery(IMAGE, IMAGE_VECTOR, dense=tvec.tolist(), limit=limit))
     return plan
+
+
+def _visual_queries(plan: QueryPlan, rows: np.ndarray | None, limit: int) -> bool:
+    """Adds one ``visual`` search per visual row of the photo on the ``visual`` vector; False when
+    the encoders serve no visual descriptor."""
+    if rows is None:
+        return False
+    plan.queries.extend(SignalQuery(VISUAL, VISUAL_VECTOR, dense=r.tolist(), limit=limit) for r in rows)
+    plan.visual = True
+    plan.notes.append(f"photo matched on the visual vector (best of {len(rows)} rows: whole photo, "
+                      f"foreground, {len(rows) - 2} regions)")
+    return True
+
+
+def merge_signal_lists(queries: list[SignalQuery], results: list[list]) -> tuple[list[SignalQuery], list[list]]:
+    """One query and one candidate list per signal: several searches of one signal (the regions
+    of a photo query) merge into one list keeping each product's best score, best first, cut to
+    the signal's limit. Exact: a product's best region is its score."""
+    order: list[str] = []
+    merged: dict[str, tuple[SignalQuery, dict]] = {}
+    for q, res in zip(queries, results):
+        if q.signal not in merged:
+            order.append(q.signal)
+            merged[q.signal] = (q, {})
+        best = merged[q.signal][1]
+        for c in res:
+            if c.product_id not in best or c.score > best[c.product_id].score:
+                best[c.product_id] = c
+    out_q, out_r = [], []
+    for sig in order:
+        q, best = merged[sig]
+        out_q.append(q)
+        out_r.append(sorted(best.values(), key=lambda c: -c.score)[: q.limit])
+    return out_q, out_r

@@ -25,6 +25,9 @@ from services.ranking.fusion import FusedHit
 from services.ranking.index.schema import Candidate
 
 Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in 0..1
+# (When the encoders serve the ``visual`` descriptor the service uses the 149 windows of one
+# 640 px pass instead of these crops: ``services.ranking.scene_search``; this module keeps the
+# merge, the scene test and the crop fallback for towers without it.)
 
 
 @dataclass
@@ -63,6 +66,27 @@ def window_boxes(levels: tuple[int, ...]) -> list[Box]:
     return boxes
 
 
+def visual_region_boxes(width: int, height: int, cells: int = 14, windows: tuple[int, ...] = (5, 7, 9),
+                        stride: int = 2) -> list[Box]:
+    """The photo boxes of the ``visual`` query regions (services.encoders.models.visual): square
+    windows of the feature map of the white-padded square, mapped back onto the photo (the
+    longest side fills the square, the other is centred) and clipped to it."""
+    side = max(width, height)
+    pad_x, pad_y = (side - width) / 2 / side, (side - height) / 2 / side
+    fx, fy = side / width, side / height
+
+    def clip(v: float) -> float:
+        return min(1.0, max(0.0, v))
+
+    out: list[Box] = []
+    for s in windows:
+        for y in range(0, cells - s + 1, stride):
+            for x in range(0, cells - s + 1, stride):
+                x0, y0, x1, y1 = x / cells, y / cells, (x + s) / cells, (y + s) / cells
+                out.append((clip((x0 - pad_x) * fx), clip((y0 - pad_y) * fy), clip((x1 - pad_x) * fx), clip((y1 - pad_y) * fy)))
+    return out
+
+
 def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
     w, h = im.size
     c = im.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
@@ -72,7 +96,8 @@ def crop_jpeg(im, box: Box, quality: int = 90) -> bytes:
 
 
 def merge(
-    boxes: list[Box], results: list[list[Candidate]], depth: int, order_scores: list[float] | None = None
+    boxes: list[Box], results: list[list[Candidate]] | list[list[FusedHit]], depth: int,
+    order_scores: list[float] | None = None,
 ) -> tuple[list[RegionResult], list[FusedHit]]:
     """Per-region hit lists, and the merged list by round robin over regions.
 
@@ -84,7 +109,8 @@ def merge(
     """
     regions = []
     for box, cands in zip(boxes, results):
-        hits = [FusedHit(c.product_id, c.score, c.payload, {"image": c.score}) for c in cands]
+        hits = [c if isinstance(c, FusedHit) else FusedHit(c.product_id, c.score, c.payload, {"image": c.score})
+                for c in cands]
         regions.append(RegionResult(box, hits[0].score if hits else 0.0, hits))
     if order_scores is not None:  # the region's best photo match, when its list is a per-region fusion
         for r, score in zip(regions, order_scores):

@@ -59,12 +59,19 @@ class RankingApp:
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
         )
         self.index = open_index(settings)
+        lease = None
+        if settings.edge_cache_lease and self.cache.enabled and settings.secret("cache_hmac_key"):
+            from services.ranking.lease import LeasePublisher
+
+            lease = LeasePublisher(self.cache, settings.collection, settings.secret("cache_hmac_key"),
+                                   lease_file=settings.edge_cache_lease_file)
         self.state = CatalogState(
             self.index,
             self.cache,
             settings.collection,
             shared_generation=settings.backend == "server",
             catalog_language=settings.catalog_language,
+            lease=lease,
         )
         try:
             info = _wait_for_model_info(encoder, settings.encoder_startup_timeout_s)
@@ -117,6 +124,7 @@ class RankingApp:
         self.grpc.stop(grace_s)
 
     def _close(self) -> None:
+        self.state.close()
         self.index.close()
         self.cache.close()
         try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 import grpc
+import numpy as np
 
 from homesearch.rpc.admission import Admission, Refused, Ticket, abort_refused
 from services.encoders.client import EncoderUnavailableError, InvalidInputError
@@ -18,17 +18,29 @@ from services.ranking.composed import describe as describe_composed
 from services.ranking.facets import compute_facets, wants_facets
 from services.ranking.fusion import FusedHit, fuse_rrf, fuse_weighted
 from services.ranking.generation import CatalogState
-from services.ranking.index.schema import IMAGE_VECTOR, TEXT_VECTOR, Candidate, SearchFilter, SignalQuery, normalize_attr_key
+from services.encoders.models.scene_windows import SCENE_SIZE, scene_boxes
+from services.ranking.index.schema import (
+    IMAGE_VECTOR,
+    TEXT_VECTOR,
+    VISUAL_VECTOR,
+    Candidate,
+    SearchFilter,
+    SignalQuery,
+    normalize_attr_key,
+)
 from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
-from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, QueryEncoder, QueryPlan, plan_query
+from services.ranking.query import (COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan,
+                                    merge_signal_lists, plan_query)
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
+from services.ranking.scene_search import HubBank, foreground_rows, score_windows
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
+from homesearch.edge_cache import canonical_request  # noqa: F401 (shared with the gateway's cache)
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
 from homesearch.validation import DEFAULT_TOP_K, RequestError, validate_request
 
@@ -36,28 +48,6 @@ log = logging.getLogger(__name__)
 
 class ProductNotFoundError(LookupError):
     """similar_to_product_id names a product the index does not hold (NOT_FOUND)."""
-
-
-def canonical_request(req: search_pb2.SearchRequest) -> bytes:
-    """Deterministic bytes of everything that changes the ranked result (cache key input).
-
-    Per-call fields (request_id, no_cache) are dropped, set-like lists sorted and
-    the image replaced by its digest, so equal searches share one cache entry.
-    """
-    c = search_pb2.SearchRequest()
-    c.CopyFrom(req)
-    c.request_id = ""
-    c.no_cache = False
-    if c.image:
-        c.image = hashlib.sha256(req.image).digest()
-    c.top_k = c.top_k or DEFAULT_TOP_K
-    cats = sorted(set(c.filter.categories))
-    del c.filter.categories[:]
-    c.filter.categories.extend(cats)
-    excl = sorted(set(c.filter.exclude_ids))
-    del c.filter.exclude_ids[:]
-    c.filter.exclude_ids.extend(excl)
-    return c.SerializeToString(deterministic=True)
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
@@ -73,7 +63,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self.state = state
         self.encoder = query_encoder
         self.cache = cache
-        # Admission control for the expensive part of Rank only (see _admit); None = unguarded.
+        # Admission control for the expensive part of Rank only (see Rank); None = unguarded.
         self.admission = admission
 
     # -- validation -----------------------------------------------------------------------
@@ -102,7 +92,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             exclude_ids=list(f.exclude_ids),
         )
 
-    def _weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
+    def _weights(self, req: search_pb2.SearchRequest, kind: str, visual: bool = False) -> tuple[str, dict[str, float]]:
+        method, weights = self._base_weights(req, kind)
+        if visual:
+            # the caller's photo weight covers both photo signals (the public Fusion has no visual field)
+            d, fz = self.settings.fusion, req.fusion
+            explicit = fz.text_weight or fz.image_weight or fz.lexical_weight
+            default = d.image_query_visual_weight if kind == "image" else d.mixed_query_visual_weight
+            weights[VISUAL] = fz.image_weight if explicit else default
+        return method, weights
+
+    def _base_weights(self, req: search_pb2.SearchRequest, kind: str) -> tuple[str, dict[str, float]]:
         d = self.settings.fusion
         fz = req.fusion
         method = {search_pb2.Fusion.WEIGHTED: "weighted", search_pb2.Fusion.RRF: "rrf"}.get(fz.method, d.method)
@@ -249,7 +249,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             method, weights = "regions", {}
             t2 = time.perf_counter()
         else:
-            results = index.search(plan.queries, flt)
+            plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
             t2 = time.perf_counter()
             method, weights, fused = self._fuse(req, plan, results)
             if not composed and reference is None:
@@ -263,7 +263,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if mods is None or (mods.is_empty() and not req.similar_to_product_id):
                 # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
                 plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
-                method, weights, fused = self._fuse(req, plan, index.search(plan.queries, flt))
+                plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
+                method, weights, fused = self._fuse(req, plan, results)
                 notes.append("text asks for no change to the pictured product: image+text fusion")
             else:
                 siblings = find_siblings(index, reference, flt)
@@ -283,6 +284,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             query_language=plan.language or (detect_language(req.text) if composed else ""),
             index_generation=generation,
         )
+        notes = [*plan.notes, *notes]
         explanation = "; ".join([plan.explanation, *notes] if plan.explanation else notes)
         for h in page:
             resp.hits.append(self._hit(h, req.explain, explanation, method, weights))
@@ -332,10 +334,20 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             im = regions_mod.decode(req.image)
         except Exception as exc:  # noqa: BLE001
             raise InvalidInputError(f"image could not be decoded for region search: {exc}") from None
-        boxes = regions_mod.window_boxes(tuple(rs.levels))
-        crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
-        vecs = self.encoder.images(crops, model_version)
-        using = IMAGE_VECTOR if rs.vector == "auto" else rs.vector
+        if rs.vector in ("scene", "auto") and self.encoder.has_visual():
+            return self._search_scene(req, flt, model_version, need, im)
+        if rs.vector == "visual" and self.encoder.has_visual():
+            # one 448 px pass: the photo's regional visual rows instead of one encoder pass per crop
+            rows = self.encoder.image_visual(req.image, model_version)[1]
+            boxes = [(0.0, 0.0, 1.0, 1.0), *regions_mod.visual_region_boxes(*im.size)]
+            if len(boxes) != len(rows) - 1:
+                raise RuntimeError(f"visual rows ({len(rows)}) do not match the region layout ({len(boxes)} boxes)")
+            vecs, using = [rows[0], *rows[2:]], VISUAL_VECTOR
+        else:
+            boxes = regions_mod.window_boxes(tuple(rs.levels))
+            crops = [regions_mod.crop_jpeg(im, b) for b in boxes]
+            vecs = self.encoder.images(crops, model_version)
+            using = IMAGE_VECTOR if rs.vector in ("auto", "scene", "visual", "image") else rs.vector
         limit = max(rs.per_region_candidates, need)
         signals = [(IMAGE, using, 1.0 - rs.text_weight)] + ([(TEXT, TEXT_VECTOR, rs.text_weight)] if rs.text_weight > 0 else [])
         queries = [SignalQuery(sig, vec, dense=v.tolist(), limit=limit) for v in vecs for sig, vec, _w in signals]
@@ -354,6 +366,52 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
         return regions[: req.max_regions or rs.max_regions], merged, note
 
+    def _hub_bank(self, visual_version: str) -> HubBank:
+        bank = getattr(self, "_hub", None)
+        if bank is None or bank.version != visual_version:
+            bank = HubBank.load(visual_version) if self.settings.regions.hub_correction else HubBank(None, visual_version)
+            self._hub = bank
+        return bank
+
+    def _search_scene(
+        self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, need: int, im
+    ) -> tuple[list[RegionResult], list[FusedHit], str]:
+        """Shop the look on the visual descriptor (``scene_search``): the 149 window rows of one
+        640 px pass, one index batch of per-window searches (candidates, filters applied in the
+        index), then exact hubness-corrected scores of every window x candidate on the
+        candidates' foreground rows, each window's best first, merged round robin."""
+        rs = self.settings.regions
+        t0 = time.perf_counter()
+        windows = self.encoder.scene(req.image, model_version)
+        t1 = time.perf_counter()
+        boxes = scene_boxes(*im.size)
+        if len(boxes) != len(windows):
+            raise RuntimeError(f"image encoder answered {len(windows)} scene rows for {len(boxes)} windows")
+        limit = max(rs.scene_candidates, need)
+        flat = self.state.index.search(
+            [SignalQuery(IMAGE, VISUAL_VECTOR, dense=w.tolist(), limit=limit) for w in windows], flt)
+        payloads = {c.product_id: c.payload for res in flat for c in res}
+        stored = self.state.index.retrieve(list(payloads))
+        rows = {pid: foreground_rows(sp.vectors.get(VISUAL_VECTOR)) for pid, sp in stored.items()}
+        hub = self._hub_bank(self.encoder.visual_version())
+        t2 = time.perf_counter()
+        sc = score_windows(windows, rows, hub)
+        per = max(rs.scene_hits_per_region, 1)
+        results: list[list[FusedHit]] = []
+        for r in range(len(windows)):
+            top = np.argsort(-sc.scores[r])[:per] if sc.ids else []
+            results.append([FusedHit(sc.ids[j], float(sc.scores[r, j]), payloads[sc.ids[j]],
+                                     {IMAGE: float(sc.scores[r, j]), "visual": float(sc.cosine[r, j])})
+                            for j in top])
+        regions, merged = regions_mod.merge(boxes, results, depth=need)
+        t3 = time.perf_counter()
+        corr = (f"hubness-corrected (cos - mean top-{hub.k} cosine to {len(hub.bank)} dev-scene windows)"
+                if hub.active else "no hubness correction (no bank for this visual version)")
+        note = (f"shop the look: {len(windows)} windows of one {SCENE_SIZE} px pass vs the products' foreground "
+                f"visual rows, {corr}, {len(sc.ids)} candidates scored exactly, merged round robin "
+                f"(encode {1000 * (t1 - t0):.0f} ms, index {1000 * (t2 - t1):.0f} ms, score+merge {1000 * (t3 - t2):.0f} ms)")
+        return regions[: req.max_regions or rs.max_regions], merged, note
+
     def _reference_by_id(self, product_id: str) -> Reference:
         stored = self.state.index.retrieve([product_id]).get(product_id)
         if stored is None:
@@ -363,7 +421,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
         d = self.settings.fusion
         lists = {q.signal: r for q, r in zip(plan.queries, results)}
-        method, weights = self._weights(req, plan.kind)
+        method, weights = self._weights(req, plan.kind, plan.visual)
         if method == "rrf":
             return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
         # Products without photos are ranked on their other signals for text queries; for a
@@ -377,8 +435,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             lists,
             weights,
             method=d.normalization,
-            unavailable={IMAGE: no_photo},
-            methods={LEXICAL: d.lexical_normalization},
+            unavailable={IMAGE: no_photo, VISUAL: no_photo},
+            methods={LEXICAL: d.lexical_normalization, VISUAL: d.visual_normalization},
         )
         return method, weights, fused
 

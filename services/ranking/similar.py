@@ -51,9 +51,12 @@ def similar_plan(ref: Reference, limit: int) -> QueryPlan:
 
 
 def photo_reference(plan: QueryPlan, results: list[list[Candidate]]) -> Reference | None:
-    """The best photo match of an image query: the product the shopper most likely shows."""
+    """The best photo match of an image query: the product the shopper most likely shows (the
+    ``visual`` identity signal when the encoders serve it, else the text-space photo vector)."""
+    signals = {q.signal for q in plan.queries}
+    want = "visual" if "visual" in signals else IMAGE
     for q, cands in zip(plan.queries, results):
-        if q.signal == IMAGE and cands:
+        if q.signal == want and cands:
             top = cands[0]
             return Reference(top.product_id, top.payload, f"photo match {top.score:.3f}")
     return None

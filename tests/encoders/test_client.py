@@ -18,6 +18,7 @@ def test_model_info_is_cached_and_combined(encoder_client):
     a = encoder_client.model_info()
     assert encoder_client.model_info() is a
     assert ModelInfo("t", "i", 3).model_version == "t|i"
+    assert ModelInfo("t", "i", 3, "v").model_version == "t|i|v"  # a visual descriptor changes it
 
 
 def test_is_ready(encoder_client):

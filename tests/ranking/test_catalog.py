@@ -57,6 +57,22 @@ def test_bad_products_are_rejected_whole_and_reported(make_ranking_service):
     assert titles["sofa-red"] == good[0].title
 
 
+def test_pipelined_batches_report_every_product_once_in_stream_order(make_ranking_service):
+    """Batches of a stream are embedded concurrently (ingest_pipeline_depth); the response still
+    counts each product once and lists failures in stream order, and only good products land."""
+    svc = make_ranking_service(ingest_batch_size=2, ingest_pipeline_depth=3)
+    good = sample_products()
+    jpeg = draw_product_image("lamp", (10, 10, 200))
+    truncated = make_product("truncated", "Half photo lamp", category="Lamp", images=[jpeg, jpeg[: len(jpeg) // 3]])
+    nan_price = make_product("nan-price", "Priceless", category="Lamp", price=float("nan"))
+    resp = svc.ingest([*good[:3], truncated, *good[3:5], nan_price, *good[5:]])
+    assert resp.upserted == len(good) and resp.unchanged == 0
+    assert [f.product_id for f in resp.failed] == ["truncated", "nan-price"]
+    assert svc.app.index.count() == len(good)
+    again = svc.ingest(good)
+    assert (again.upserted, again.unchanged) == (0, len(good))
+
+
 def test_model_version_mismatch_is_refused(make_ranking_service, tmp_path):
     svc = make_ranking_service(data_dir=tmp_path)
     svc.ingest(sample_products()[:2])

@@ -66,3 +66,18 @@ def test_max_normalisation_keeps_bm25_zero_meaningful():
         {"lexical": lex, "text": dense}, {"lexical": 1.0, "text": 1.0}, methods={"lexical": "max"})}
     assert fused["b"].normalized["lexical"] == pytest.approx(1.9 / 2.1)
     assert fused["c"].normalized["lexical"] == 0.0  # no term matched
+
+
+def test_region_searches_of_one_signal_merge_by_best_score():
+    """A photo query runs one visual search per region; each product keeps its best region."""
+    from services.ranking.index.schema import Candidate, SignalQuery
+    from services.ranking.query import merge_signal_lists
+
+    qs = [SignalQuery("image", "visual", dense=[1.0], limit=2), SignalQuery("text", "text", dense=[1.0], limit=2),
+          SignalQuery("image", "visual", dense=[0.5], limit=2)]
+    res = [[Candidate("a", 0.9, {}), Candidate("b", 0.2, {})], [Candidate("a", 0.3, {})],
+           [Candidate("b", 0.95, {}), Candidate("c", 0.5, {})]]
+    merged_q, lists = merge_signal_lists(qs, res)
+    assert [q.signal for q in merged_q] == ["image", "text"]
+    assert [(c.product_id, c.score) for c in lists[0]] == [("b", 0.95), ("a", 0.9)]  # cut to the limit
+    assert [c.product_id for c in lists[1]] == ["a"]

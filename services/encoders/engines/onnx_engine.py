@@ -8,6 +8,11 @@ Threads: ONNX Runtime's intra-op pool per session (``intra_threads``) and one in
 (the graphs are sequential). ``spinning=False`` turns off the pool's busy-wait: on a 2-core
 machine shared by the text and image instances a spinning idle pool steals the core the
 other instance needs (the same trap as OpenMP in PyTorch, see ``repository.torch_threads``).
+
+Batches of more than a few rows (catalog ingestion) take the throughput path of
+``parallel_runs``: length-sorted chunks run on ``workers`` threads at once (text: the one
+session, which is thread-safe; image: a second, single-threaded session, since the batch-1
+session may have several intra-op threads). A batch-1 search never touches it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from services.encoders.models.e5_text import DEFAULT_MAX_CHARS, check_text
 from services.encoders.models.base import PixelSpec, TextMode
 from services.encoders.models.spec import ModelSpec
+from services.encoders.engines.parallel_runs import ParallelRuns, available_cores, even_chunks, length_chunks, trim_padding
 from services.encoders.engines.graph_inputs import (  # noqa: F401 (re-exported for the model files)
     EXTRA_INPUTS,
     Tokenize,
@@ -31,6 +37,15 @@ from services.encoders.engines.graph_inputs import (  # noqa: F401 (re-exported 
 )
 
 log = logging.getLogger(__name__)
+
+# Batches up to this many rows run as one call on the latency session (the search path).
+SMALL_BATCH = 2
+
+
+def default_workers(intra_threads: int) -> int:
+    """Parallel runs of the throughput path: the cores shared out over each run's threads."""
+    return max(1, available_cores() // max(1, int(intra_threads)))
+
 
 def make_session(path: Path, intra_threads: int = 1, spinning: bool = False, gpu: bool = False) -> Any:
     """An InferenceSession with full graph optimisation and the given thread budget."""
@@ -54,7 +69,7 @@ class OnnxTextEncoder:
     """``TextEncoder`` over the exported text graph."""
 
     def __init__(self, spec: ModelSpec, intra_threads: int = 1, spinning: bool = False,
-                 max_chars: int = DEFAULT_MAX_CHARS, device: str | torch.device = "cpu") -> None:
+                 max_chars: int = DEFAULT_MAX_CHARS, device: str | torch.device = "cpu", workers: int = 0) -> None:
         from services.encoders.engines.onnx_export import export_text
 
         graph = export_text(spec)  # cached by prepare-models; exported here only if missing
@@ -68,14 +83,25 @@ class OnnxTextEncoder:
         self.graph_path = graph.path
         self.session = make_session(graph.path, intra_threads, spinning, gpu=self.device.type == "cuda")
         self._tokenize = tokenizer_for(spec, self.max_tokens)
+        gpu = self.device.type == "cuda"  # one device: the batch runs whole there
+        self.runs = ParallelRuns(1 if gpu else (workers or default_workers(intra_threads)))
 
     def check(self, text: str) -> str | None:
         return check_text(text, self.max_chars)
 
     def encode(self, texts: Sequence[str], mode: TextMode) -> torch.Tensor:
         feeds = self._tokenize(texts, mode)
-        out = self.session.run(["EMBEDDING"], {n: feeds[n] for n in self.inputs})[0]
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        feeds = {n: feeds[n] for n in self.inputs}
+        if len(texts) <= SMALL_BATCH or "attention_mask" not in feeds:
+            out = self.session.run(["EMBEDDING"], feeds)[0]
+            return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        lengths = feeds["attention_mask"].sum(axis=1).tolist()
+        chunks = length_chunks(lengths, workers=self.runs.workers)
+        parts = self.runs.map(lambda rows: self.session.run(["EMBEDDING"], trim_padding(feeds, rows))[0], chunks)
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        for rows, part in zip(chunks, parts):
+            out[rows] = part
+        return torch.from_numpy(out)
 
 
 # -- image ------------------------------------------------------------------------------------
@@ -83,7 +109,7 @@ class OnnxImageEncoder:
     """``ImageEncoder`` over the exported image graph (pixels in, like the torch tower)."""
 
     def __init__(self, spec: ModelSpec, intra_threads: int = 1, spinning: bool = False,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", workers: int = 0) -> None:
         from services.encoders.engines.onnx_export import export_image
 
         graph = export_image(spec)
@@ -97,15 +123,70 @@ class OnnxImageEncoder:
                                     pad_to_square=bool(px.get("pad_to_square", True)))
         self.extras: list[dict[str, Any]] = list(card.get("extra_inputs") or [])
         self.graph_path = graph.path
-        self.session = make_session(graph.path, intra_threads, spinning, gpu=torch.device(device).type == "cuda")
+        gpu = torch.device(device).type == "cuda"
+        self.session = make_session(graph.path, intra_threads, spinning, gpu=gpu)
+        # throughput path: single-threaded runs side by side (a small graph: the second session is cheap)
+        self.runs = ParallelRuns(1 if gpu else (workers or available_cores()))
+        self.bulk = self.session if self.runs.workers == 1 or intra_threads == 1 else make_session(graph.path, 1, False)
+        # the visual descriptor: a VISUAL output of the image graph (index side) and a graph of
+        # its own for query photos at the larger size (onnx_export.export_visual)
+        self.visual_version: str = card.get("visual_version", "") if "VISUAL" in card.get("outputs", []) else ""
+        self.visual_session = None
+        self.scene_session = None
+        if self.visual_version:
+            from services.encoders.engines.onnx_export import export_visual
 
-    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        pixels = pixels.float().cpu()
+            vgraph = export_visual(spec)
+            self.visual_card: dict[str, Any] = vgraph.card
+            self.visual_session = make_session(vgraph.path, intra_threads, spinning, gpu=gpu)
+            # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
+            self.scene_session = make_session(export_visual(spec, scene=True).path, intra_threads, spinning, gpu=gpu)
+
+    def _feeds(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         feeds = {"PIXELS": pixels.numpy()}
         for e in self.extras:
             feeds[e["name"]] = EXTRA_INPUTS[e["kind"]](pixels, self.pixel_spec, e).numpy()
-        out = self.session.run(["EMBEDDING"], feeds)[0]
+        return feeds
+
+    def _outputs(self, pixels: torch.Tensor, names: list[str]) -> list[np.ndarray]:
+        """The named outputs of the image graph; a large batch runs as single-threaded chunks side by side."""
+        pixels = pixels.float().cpu()
+        if len(pixels) <= SMALL_BATCH or self.runs.workers == 1:
+            return self.session.run(names, self._feeds(pixels))
+        chunks = even_chunks(len(pixels), self.runs.workers)
+        parts = self.runs.map(lambda rows: self.bulk.run(names, self._feeds(pixels[rows[0] : rows[-1] + 1])), chunks)
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        (out,) = self._outputs(pixels, ["EMBEDDING"])
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def encode_with_visual(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (n, dim), visual rows (n, 512)) from one run of the image graph."""
+        if not self.visual_version:
+            raise RuntimeError("this image graph has no VISUAL output")
+        emb, vis = self._outputs(pixels, ["EMBEDDING", "VISUAL"])
+        return (torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(vis, dtype=np.float32)))
+
+    def visual_regions(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, R, 512) regional visual rows of query photos (pixels at the query size)."""
+        if self.visual_session is None:
+            raise RuntimeError("this image tower has no visual graph")
+        out = self.visual_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+        if self.scene_session is None:
+            raise RuntimeError("this image tower has no visual graph")
+        out = self.scene_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    @property
+    def visual_sizes(self) -> tuple[int, int]:
+        """(index size, query size) of the visual views."""
+        return int(self.visual_card["index_size"]), int(self.visual_card["query_size"])
 
 
 # -- engine choice ----------------------------------------------------------------------------
@@ -113,20 +194,22 @@ ENGINES = ("onnx", "torch")
 
 
 def build_text_encoder(spec: ModelSpec, engine: str, *, threads: int = 1, spinning: bool = False,
-                       device: str | torch.device = "cpu", half: bool = False, max_chars: int = DEFAULT_MAX_CHARS) -> Any:
+                       device: str | torch.device = "cpu", half: bool = False, max_chars: int = DEFAULT_MAX_CHARS,
+                       workers: int = 0) -> Any:
     """The text tower on ``engine`` ("onnx" default, "torch" the reference)."""
     if engine == "torch":
         return spec.build_text(device=device, half=half, max_chars=max_chars)
     if engine != "onnx":
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    return OnnxTextEncoder(spec, intra_threads=threads, spinning=spinning, max_chars=max_chars, device=device)
+    return OnnxTextEncoder(spec, intra_threads=threads, spinning=spinning, max_chars=max_chars, device=device,
+                           workers=workers)
 
 
 def build_image_encoder(spec: ModelSpec, engine: str, *, threads: int = 1, spinning: bool = False,
-                        device: str | torch.device = "cpu", half: bool = False) -> Any:
+                        device: str | torch.device = "cpu", half: bool = False, workers: int = 0) -> Any:
     """The image tower on ``engine`` ("onnx" default, "torch" the reference)."""
     if engine == "torch":
         return spec.build_image(device=device, half=half)
     if engine != "onnx":
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    return OnnxImageEncoder(spec, intra_threads=threads, spinning=spinning, device=device)
+    return OnnxImageEncoder(spec, intra_threads=threads, spinning=spinning, device=device, workers=workers)

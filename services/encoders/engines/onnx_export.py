@@ -159,14 +159,23 @@ def source_fingerprint(spec: ModelSpec, tower: str) -> str:
 
     head = Path(spec.head_dir) if spec.head_dir else None
     if head is None or not (head / CARD_NAME).is_file():
-        return "random-head"
-    card = HeadCard.read(head)
-    return _sha_files([head / CARD_NAME, head / card.weights])
+        base = "random-head"
+    else:
+        card = HeadCard.read(head)
+        base = _sha_files([head / CARD_NAME, head / card.weights])
+    if tower in ("image", "visual", "scene") and spec.visual_version():
+        from services.encoders.models.visual import CARD_NAME as VISUAL_CARD, VisualCard
+
+        vdir = Path(spec.visual_dir)  # type: ignore[arg-type]
+        base += "+" + _sha_files([vdir / VISUAL_CARD, vdir / VisualCard.read(vdir).weights])
+    return base
 
 
 def graph_dir(spec: ModelSpec, tower: str) -> Path:
-    """``<cache>/onnx/<tower>/<version>#<key>`` for ``tower`` in ("text", "image")."""
+    """``<cache>/onnx/<tower>/<version>#<key>`` for ``tower`` in ("text", "image", "visual")."""
     version = spec.text_version() if tower == "text" else spec.image_version()
+    if tower != "text" and spec.visual_version():
+        version += f"+{spec.visual_version()}"
     key = hashlib.sha256(f"{version}|{source_fingerprint(spec, tower)}|{EXPORT_VERSION}|{OPSET}".encode())
     safe = re.sub(r"[^A-Za-z0-9._+@-]+", "_", version)
     return (spec.cache_dir or default_cache_dir()) / "onnx" / tower / f"{safe}#{key.hexdigest()[:10]}"
@@ -348,9 +357,16 @@ def export_image(spec: ModelSpec, encoder: Any | None = None, images: Sequence[b
         for sl in (slice(None), slice(0, 1), slice(2, 3)):
             feeds = {"PIXELS": pixels[sl].numpy(), **{n: extras[n][sl].numpy() for n in extra_names}}
             got = sess.run(outputs, feeds)
-            ref = encoder.encode_pixels(pixels[sl]).numpy()
-            worst = min(worst, _check_parity(f"image tower (batch {len(ref)})", ref, got[0]))
+            # the reference is what the torch tower serves (encode_pixels), not the traced function
+            refs = [encoder.encode_pixels(pixels[sl])]
+            if "VISUAL" in outputs:
+                refs.append(encoder.encode_with_visual(pixels[sl])[1])
+            for name, r, g in zip(outputs, refs, got):
+                r = r.float().cpu().numpy()
+                worst = min(worst, _check_parity(f"image tower {name} (batch {len(r)})", r.reshape(len(r), -1),
+                                                 g.reshape(len(g), -1)))
         return {"tower": "image", "family": spec.family, "version": encoder.version, "dim": encoder.dim,
+                "visual_version": getattr(encoder, "visual_version", ""),
                 "inputs": names, "outputs": outputs, "extra_inputs": extras_spec,
                 "pixels": {"size": ps.size, "mean": list(ps.mean), "std": list(ps.std), "pad_to_square": ps.pad_to_square},
                 "parity_min_cosine": round(worst, 6), "parity_images": int(pixels.shape[0])}
@@ -358,13 +374,82 @@ def export_image(spec: ModelSpec, encoder: Any | None = None, images: Sequence[b
     return _write(spec, "image", build)
 
 
+class VisualRegionGraph(torch.nn.Module):
+    """The query side of the ``visual`` descriptor: pixels at the query size -> regional rows."""
+
+    def __init__(self, tower: Any, scene: bool = False) -> None:
+        super().__init__()
+        self.tower = tower
+        self.backbone = tower.backbone
+        self.visual = tower.visual
+        self.scene = scene
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.scene:
+            return self.tower.visual_scene_forward(pixels)
+        return self.tower.visual_region_forward(pixels)
+
+
+VISUAL_REGIONS = "VISUAL"
+
+
+def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[bytes] | None = None,
+                  scene: bool = False) -> ExportedGraph:
+    """The query-side visual graph (448 px pixels -> (n, R, 512) region rows), checked against
+    PyTorch on every row like the other graphs; raises OnnxParityError on mismatch. With
+    ``scene``: the shop-the-look graph (640 px -> (n, 149, 512), tower ``scene``)."""
+    from services.encoders.models.scene_windows import SCENE_SIZE
+
+    tower = "scene" if scene else "visual"
+    cached = load_exported(spec, tower)
+    if cached is not None:
+        return cached
+    from services.encoders.models.preprocess import ImagePreprocessor
+
+    encoder = encoder or spec.build_image()
+    if getattr(encoder, "visual", None) is None:
+        raise OnnxParityError("this image tower has no visual head to export")
+    card = encoder.visual.card
+    ps = encoder.pixel_spec
+    pre = ImagePreprocessor(ps, torch.device("cpu"))
+    size = SCENE_SIZE if scene else card.query_size
+    views, errors = pre.decode_views(list(images) if images else parity_images(size), "query",
+                                     card.index_size, size)
+    if errors:
+        raise OnnxParityError(f"visual parity inputs failed to decode: {errors}")
+    pixels = pre.normalize(torch.stack([v[0] for v in views]))  # type: ignore[index]
+    module = VisualRegionGraph(encoder, scene=scene)
+
+    def build(path: Path) -> dict[str, Any]:
+        with torch.inference_mode(False):
+            _export(module, (pixels[:2],), path, ["PIXELS"], [VISUAL_REGIONS],
+                    {"PIXELS": {0: "batch"}, VISUAL_REGIONS: {0: "batch"}})
+        sess = _session(path)
+        worst = 1.0
+        for sl in (slice(None), slice(0, 1), slice(2, 3)):
+            got = sess.run([VISUAL_REGIONS], {"PIXELS": pixels[sl].numpy()})[0]
+            ref = (encoder.visual_scene(pixels[sl]) if scene else encoder.visual_regions(pixels[sl])).numpy()
+            worst = min(worst, _check_parity(f"visual regions (batch {len(ref)})", ref.reshape(-1, ref.shape[-1]),
+                                             got.reshape(-1, got.shape[-1])))
+        return {"tower": tower, "family": spec.family, "version": encoder.version,
+                "visual_version": encoder.visual_version, "dim": card.dim, "regions": int(ref.shape[1]),
+                "query_size": size, "index_size": card.index_size, "inputs": ["PIXELS"],
+                "outputs": [VISUAL_REGIONS], "parity_min_cosine": round(worst, 6), "parity_images": int(pixels.shape[0])}
+
+    return _write(spec, tower, build)
+
+
 def export_models(spec: ModelSpec, force: bool = False) -> dict[str, Any]:
-    """Both graphs for ``spec`` (exported now unless cached); returns their paths and parity."""
+    """Every graph for ``spec`` (exported now unless cached); returns their paths and parity."""
+    towers: list[tuple[str, Callable[[ModelSpec], ExportedGraph]]] = [("text", export_text), ("image", export_image)]
+    if spec.visual_version():
+        towers.append(("visual", export_visual))
+        towers.append(("scene", lambda sp: export_visual(sp, scene=True)))
     if force:
-        for tower in ("text", "image"):
+        for tower, _ in towers:
             shutil.rmtree(graph_dir(spec, tower), ignore_errors=True)
     out: dict[str, Any] = {}
-    for tower, fn in (("text", export_text), ("image", export_image)):
+    for tower, fn in towers:
         g = fn(spec)
         out[f"{tower}_onnx"] = str(g.path)
         out[f"{tower}_onnx_min_cosine"] = g.card["parity_min_cosine"]

@@ -7,6 +7,11 @@ better than ImageNet mean/std (see tests/encoders/test_image_encoder.py); a head
 override the pixel normalisation it was trained with, and may declare extra inputs
 (``colour_hist_bins``: a colour histogram of the same preprocessed pixels, concatenated after the
 pooled features; ``services.encoders.models.colour``).
+
+With a visual directory (``services.encoders.models.visual``) the same backbone pass also gives
+the ``visual`` photo->photo descriptor: a second graph output (``VISUAL``, the whitened global
+GeM of the same feature map) and, for query photos at 448 px, the regional rows
+(``visual_region_forward``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.base import PixelSpec, l2_normalize
 from services.encoders.models.image_head import ProjectionHead, load_head
+from services.encoders.models.visual import VisualHead, load_visual
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ class EffNetImageEncoder:
         output_dim: int = 384,
         device: str | torch.device = "cpu",
         half: bool = False,
+        visual_dir: Path | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
@@ -55,6 +62,9 @@ class EffNetImageEncoder:
         self.head_version = self.head.card.version
         self.version = f"{BACKBONE}+{self.head_version}"
         self.dim = output_dim
+        vis = load_visual(visual_dir)
+        self.visual: VisualHead | None = vis.to(self.device) if vis is not None else None
+        self.visual_version = self.visual.card.version if self.visual is not None else ""
         self.colour_hist_bins = self.head.card.colour_hist_bins
         px = self.head.card.pixels
         self.pixel_spec = (
@@ -90,7 +100,36 @@ class EffNetImageEncoder:
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.graph_forward(pixels, **self.graph_extra_inputs(pixels)).cpu()
+        out = self.graph_forward(pixels, **self.graph_extra_inputs(pixels))
+        return (out[0] if isinstance(out, tuple) else out).cpu()
+
+    @torch.inference_mode()
+    def encode_with_visual(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (n, dim), visual rows (n, 512)) of the same views from ONE backbone pass."""
+        if self.visual is None:
+            raise RuntimeError("this image tower has no visual head")
+        emb, vis = self.graph_forward(pixels, **self.graph_extra_inputs(pixels))
+        return emb.cpu(), vis.cpu()
+
+    @torch.inference_mode()
+    def visual_regions(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, R, 512) regional visual rows of query photos (pixels at the card's query size)."""
+        return self.visual_region_forward(pixels).cpu()
+
+    @torch.inference_mode()
+    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+        return self.visual_scene_forward(pixels).cpu()
+
+    @property
+    def visual_sizes(self) -> tuple[int, int]:
+        """(index size, query size) of the visual views."""
+        assert self.visual is not None
+        return self.visual.card.index_size, self.visual.card.query_size
+
+    @property
+    def graph_output_names(self) -> tuple[str, ...]:
+        return ("VISUAL",) if self.visual is not None else ()
 
     # -- the exportable part (services.encoders.engines.onnx_export) ---------------------------------
     @property
@@ -108,8 +147,27 @@ class EffNetImageEncoder:
         return {"COLOUR_HIST": colour_histogram(pixels.to(self.device), self.colour_hist_bins, spec.mean, spec.std)}
 
     def graph_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
-        """Pixels (+ extra inputs) -> L2-normalised embedding; plain tensor ops, so it exports."""
-        x = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float().mean(dim=(2, 3))
+        """Pixels (+ extra inputs) -> L2-normalised embedding (and the global visual row when the
+        tower has a visual head); plain tensor ops, so it exports."""
+        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
+        x = fmap.mean(dim=(2, 3))
         if "COLOUR_HIST" in extras:
             x = torch.cat([x, extras["COLOUR_HIST"].to(x.device, x.dtype)], dim=1)
-        return l2_normalize(self.head(x))
+        emb = l2_normalize(self.head(x))
+        if self.visual is None:
+            return emb
+        return emb, self.visual.global_rows(fmap)
+
+    def visual_region_forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Query pixels -> (n, R, 512) regional visual rows; exported as the ``visual`` graph."""
+        if self.visual is None:
+            raise RuntimeError("this image tower has no visual head")
+        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
+        return self.visual.region_rows(fmap)
+
+    def visual_scene_forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Room photo pixels (640 px) -> (n, 149, 512) window rows; exported as the ``scene`` graph."""
+        if self.visual is None:
+            raise RuntimeError("this image tower has no visual head")
+        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
+        return self.visual.scene_rows(fmap)

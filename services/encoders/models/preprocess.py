@@ -197,6 +197,35 @@ class ImagePreprocessor:
 
     def decode(self, images: Sequence[bytes]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
         """Decodes each image to (3, size, size) float [0,255] on ``device``; errors by index."""
+        return self.decode_raw(images, self.spec.size, resize=True)
+
+    def decode_views(self, images: Sequence[bytes], mode: str, index_size: int = 224,
+                     query_size: int = 448) -> tuple[list[list[torch.Tensor] | None], dict[int, str]]:
+        """The views of the ``visual`` descriptor (``services.encoders.models.visual``), each a
+        (3, S, S) float [0, 255] tensor: ``index`` = [whole photo, tight foreground crop] at
+        ``index_size``; ``query`` = [whole photo] at ``query_size``. Errors by index."""
+        from services.encoders.models.scene_windows import SCENE_SIZE
+        from services.encoders.models.visual import foreground_box
+
+        if mode not in ("index", "query", "scene"):
+            raise ValueError(f"visual mode must be 'index', 'query' or 'scene', got {mode!r}")
+        size = index_size if mode == "index" else SCENE_SIZE if mode == "scene" else query_size
+        raw, errors = self.decode_raw(images, size, resize=False)
+        out: list[list[torch.Tensor] | None] = [None] * len(images)
+        for i, x in enumerate(raw):
+            if x is None:
+                continue
+            if mode != "index":
+                out[i] = [resize_pad(x, size)]
+                continue
+            t, l, b, r = foreground_box(x)
+            out[i] = [resize_pad(x, size), resize_pad(x[:, t:b, l:r].contiguous(), size)]
+        return out, errors
+
+    def decode_raw(self, images: Sequence[bytes], size: int,
+                   resize: bool = True) -> tuple[list[torch.Tensor | None], dict[int, str]]:
+        """Decodes each image (JPEG draft mode sized for ``size``); with ``resize`` to the padded
+        (3, size, size) float square, else the oriented (3, H, W) uint8 photo. Errors by index."""
         out: list[torch.Tensor | None] = [None] * len(images)
         errors: dict[int, str] = {}
         headers: dict[int, _Header] = {}
@@ -211,7 +240,8 @@ class ImagePreprocessor:
                 raw = [torch.frombuffer(bytearray(images[i]), dtype=torch.uint8) for i in gpu]
                 decoded = self._decode_jpeg(raw)
                 for i, x in zip(gpu, decoded):
-                    out[i] = resize_pad(_orient(x, headers[i].orientation), self.spec.size)
+                    x = _orient(x, headers[i].orientation)
+                    out[i] = resize_pad(x, size) if resize else x
             except Exception as e:  # nvJPEG rejects some valid files: Pillow decides
                 log.debug("gpu jpeg decode failed, falling back to Pillow", extra={"error": str(e)})
                 gpu = []
@@ -220,8 +250,8 @@ class ImagePreprocessor:
             if i in done:
                 continue
             try:
-                x = _decode_pil(h, self.spec.size, self.draft_oversample).to(self.device, non_blocking=True)
-                out[i] = resize_pad(x, self.spec.size)
+                x = _decode_pil(h, size, self.draft_oversample).to(self.device, non_blocking=True)
+                out[i] = resize_pad(x, size) if resize else x
             except ImageInputError as e:
                 errors[i] = str(e)
         return out, errors

@@ -21,6 +21,7 @@ import torch
 from services.encoders.models.base import ImageEncoder, TextEncoder
 
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parents[1] / "heads" / "default"
+DEFAULT_VISUAL_DIR = Path(__file__).resolve().parents[1] / "heads" / "visual-default"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class ModelSpec:
     model_dir: Path | None = None  # CLIP-family checkpoint; None = e5 + EfficientNet-Lite0
     head_dir: Path | None = DEFAULT_HEAD_DIR  # image head for the default towers
     cache_dir: Path | None = None  # converted-weights cache (None = HOMESEARCH_MODEL_CACHE / ~/.cache)
+    visual_dir: Path | None = DEFAULT_VISUAL_DIR  # photo->photo descriptor (models.visual); None = none
 
     # -- identity (cheap: reads small files only) ---------------------------------------------
     @property
@@ -54,6 +56,14 @@ class ModelSpec:
         from services.encoders.models.image_head import head_version
 
         return f"{BACKBONE}+{head_version(self.head_dir)}"
+
+    def visual_version(self) -> str:
+        """The ``visual`` descriptor's version ("" = no visual output: CLIP checkpoints, no dir)."""
+        if self.model_dir is not None:
+            return ""
+        from services.encoders.models.visual import visual_version
+
+        return visual_version(self.visual_dir)
 
     def dim(self) -> int:
         if self.model_dir is not None:
@@ -87,7 +97,8 @@ class ModelSpec:
             return ClipImageEncoder(self.model_dir, device=device, half=half)
         from services.encoders.models.effnet_image import EffNetImageEncoder
 
-        return EffNetImageEncoder(head_dir=self.head_dir, output_dim=self.dim(), device=device, half=half)
+        return EffNetImageEncoder(head_dir=self.head_dir, output_dim=self.dim(), device=device, half=half,
+                                  visual_dir=self.visual_dir)
 
     # -- transport as Triton config parameters ----------------------------------------------
     def to_params(self) -> dict[str, str]:
@@ -95,6 +106,7 @@ class ModelSpec:
             "model_dir": str(self.model_dir) if self.model_dir else "",
             "head_dir": str(self.head_dir) if self.head_dir else "",
             "cache_dir": str(self.cache_dir) if self.cache_dir else "",
+            "visual_dir": str(self.visual_dir) if self.visual_dir else "",
         }
 
     @classmethod
@@ -103,4 +115,5 @@ class ModelSpec:
             v = params.get(key, "")
             return Path(v) if v else None
 
-        return cls(model_dir=path("model_dir"), head_dir=path("head_dir"), cache_dir=path("cache_dir"))
+        return cls(model_dir=path("model_dir"), head_dir=path("head_dir"), cache_dir=path("cache_dir"),
+                   visual_dir=path("visual_dir"))

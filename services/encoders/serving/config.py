@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from services.encoders.models.spec import DEFAULT_HEAD_DIR, ModelSpec
+from services.encoders.models.spec import DEFAULT_HEAD_DIR, DEFAULT_VISUAL_DIR, ModelSpec
 from services.encoders.models.preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +72,12 @@ class TritonSettings(BaseSettings):
         validation_alias=AliasChoices("image_head", "HOMESEARCH_TRITON_IMAGE_HEAD", "HOMESEARCH_IMAGE_HEAD"),
     )
 
+    visual_dir: Path | None = Field(
+        DEFAULT_VISUAL_DIR,
+        validation_alias=AliasChoices("visual_dir", "HOMESEARCH_TRITON_VISUAL_DIR", "HOMESEARCH_VISUAL_DIR"),
+        description="visual (photo->photo) descriptor directory, services/encoders/heads/visual-<version>",
+    )
+
     # process
     server_bin: Path | None = Field(None, description="tritonserver binary; default: the one in the pytriton wheel")
     work_dir: Path | None = Field(None, description="runtime model repository + backends; default: a temp dir")
@@ -81,4 +87,5 @@ class TritonSettings(BaseSettings):
     prepare: bool = Field(True, description="convert/cache model weights before starting")
 
     def model_spec(self) -> ModelSpec:
-        return ModelSpec(model_dir=self.model_dir, head_dir=self.image_head, cache_dir=self.model_cache)
+        return ModelSpec(model_dir=self.model_dir, head_dir=self.image_head, cache_dir=self.model_cache,
+                         visual_dir=self.visual_dir)

@@ -151,6 +151,7 @@ def render_repository(
             {
                 wire.PARAM_VERSION: image_version,
                 "head_version": head_version(spec.head_dir) if spec.model_dir is None else "",
+                wire.PARAM_VISUAL_VERSION: spec.visual_version(),
                 "max_image_bytes": str(settings.max_image_bytes),
                 "max_image_pixels": str(settings.max_image_pixels),
                 "gpu_decode": str(settings.gpu_decode).lower(),

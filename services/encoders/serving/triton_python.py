@@ -102,7 +102,24 @@ class DecodedImages:
     good: list[int]  # flat indices of items whose request had no bad item
 
 
-def decode_image_requests(requests: list[Any], pre: Any, kind: str) -> DecodedImages:
+def parallel_decode(pre: Any, items: list[bytes], runs: Any = None) -> tuple[list[Any], dict[int, str]]:
+    """``pre.decode(items)``, split over ``runs``' threads when there are several images
+    (Pillow and torch release the GIL while they decode and resize)."""
+    from services.encoders.engines.parallel_runs import even_chunks
+
+    if runs is None or runs.workers == 1 or len(items) <= 2 or pre.gpu_decode:
+        return pre.decode(items)
+    chunks = even_chunks(len(items), runs.workers)
+    parts = runs.map(lambda rows: pre.decode(items[rows[0] : rows[-1] + 1]), chunks)
+    decoded: list[Any] = []
+    errors: dict[int, str] = {}
+    for rows, (dec, errs) in zip(chunks, parts):
+        errors.update({rows[0] + k: reason for k, reason in errs.items()})
+        decoded += dec
+    return decoded, errors
+
+
+def decode_image_requests(requests: list[Any], pre: Any, kind: str, runs: Any = None) -> DecodedImages:
     """Unpacks and decodes every image of ``requests``; a request with a bad image gets its
     INVALID_ARGUMENT answer here and its items are left out of ``good``."""
     responses: list[Any] = [None] * len(requests)
@@ -117,7 +134,7 @@ def decode_image_requests(requests: list[Any], pre: Any, kind: str) -> DecodedIm
         owner += [(r, i) for i in range(len(imgs))]
         items += imgs
     try:
-        decoded, errors = pre.decode(items)
+        decoded, errors = parallel_decode(pre, items, runs)
     except Exception as e:
         log.exception("image decoding failed", extra={"model": kind})
         return DecodedImages([resp or error_response(f"image decoding failed: {e}", "INTERNAL") for resp in responses],

@@ -9,6 +9,12 @@ text_encoder:  TEXT uint8 [n, L] (UTF-8), TEXT_LENGTH int32 [n, 1], MODE uint8 [
                (0 = query, 1 = passage)  ->  EMBEDDING fp32 [n, dim]
 image_encoder: IMAGE uint8 [n, L] (JPEG/PNG/WebP bytes), IMAGE_LENGTH int32 [n, 1]
                ->  EMBEDDING fp32 [n, dim]
+               + optional VISUAL_MODE uint8 [n, 1] (one value per request: 1 = index,
+               2 = query, 3 = scene; services.encoders.models.visual) -> VISUAL fp32 [n, K, 512]:
+               index: EMBEDDING + K = 2 rows (whole photo, foreground crop, 224 px);
+               query: VISUAL only, K = 50 region rows of one 448 px pass;
+               scene (3): VISUAL only, K = 149 window rows of one 640 px pass (shop the
+               look; windows in services.encoders.models.scene_windows).
 
 Rejected requests fail as a whole with an INVALID_ARGUMENT error whose message lists
 ``item <i>: <reason>`` for each bad item (``i`` is the row in that request).
@@ -30,6 +36,10 @@ MODE = "MODE"
 IMAGE = "IMAGE"
 IMAGE_LENGTH = "IMAGE_LENGTH"
 EMBEDDING = "EMBEDDING"
+VISUAL_MODE = "VISUAL_MODE"
+VISUAL = "VISUAL"
+VISUAL_MODES: dict[str, int] = {"index": 1, "query": 2, "scene": 3}
+VISUAL_MODE_NAMES: dict[int, str] = {v: k for k, v in VISUAL_MODES.items()}
 
 MODES: dict[str, int] = {"query": 0, "passage": 1}
 MODE_NAMES: dict[int, str] = {v: k for k, v in MODES.items()}
@@ -37,6 +47,7 @@ MODE_NAMES: dict[int, str] = {v: k for k, v in MODES.items()}
 # model config parameters (string values) every encoder model exposes
 PARAM_VERSION = "model_version"
 PARAM_DIM = "embedding_dim"
+PARAM_VISUAL_VERSION = "visual_version"  # image_encoder: "" = no VISUAL output
 
 _ITEM_RE = re.compile(r"item (\d+): ")
 INVALID_PREFIX = "invalid input: "

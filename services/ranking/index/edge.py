@@ -25,6 +25,9 @@ from services.ranking.index.schema import (
     FLOAT_FIELDS,
     IMAGE_VECTOR,
     KEYWORD_FIELDS,
+    MULTIVECTORS,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     RESULT_PAYLOAD,
     STOCK_IN,
     TEXT_VECTOR,
@@ -103,6 +106,11 @@ class EdgeIndex:
                             qe.Distance.Cosine,
                             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                         ),
+                        VISUAL_VECTOR: qe.EdgeVectorParams(
+                            VISUAL_DIM,
+                            qe.Distance.Cosine,
+                            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                        ),
                     },
                     sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                     hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
@@ -136,6 +144,8 @@ class EdgeIndex:
             }
             if p.image_vectors:
                 vector[IMAGE_VECTOR] = p.image_vectors
+            if p.visual_vectors:
+                vector[VISUAL_VECTOR] = p.visual_vectors
             points.append(qe.Point(p.point_id, vector, p.payload))
         with self._write_lock:
             shard = self._require()
@@ -203,7 +213,7 @@ class EdgeIndex:
         for q in queries:
             if q.sparse is not None:
                 vec = qe.SparseVector(q.sparse.indices, q.sparse.values)
-            elif q.using == IMAGE_VECTOR:
+            elif q.using in MULTIVECTORS:
                 vec = [q.dense]  # multivector field: a one-row query multivector
             else:
                 vec = q.dense

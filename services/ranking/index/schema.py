@@ -10,6 +10,10 @@ payload atomically (no half-written product is ever visible):
   query matches a product through its best-matching photo. Products without photos
   have no ``image`` vector at all (they cannot match image signals; fusion treats the
   signal as absent for them rather than as a bad score).
+- named dense multivector ``visual``: the photo->photo descriptor (``services.encoders.models.visual``),
+  two rows per photo (whole photo, tight foreground crop). A photo query searches it once per
+  query region and keeps each product's best score (MAX_SIM would sum over the query rows).
+  Products indexed by encoders without the descriptor have no ``visual`` vector.
 - sparse vector ``bm25``: BM25 term frequencies (+ Chinese enrichment); IDF is
   applied by Qdrant (``Modifier.IDF``) so it stays correct as the catalog changes.
 
@@ -36,6 +40,9 @@ SCHEMA_VERSION = 1  # bump when payload/vector layout changes (part of the conte
 
 TEXT_VECTOR = "text"
 IMAGE_VECTOR = "image"
+VISUAL_VECTOR = "visual"
+VISUAL_DIM = 512
+MULTIVECTORS = (IMAGE_VECTOR, VISUAL_VECTOR)  # queried with a one-row query multivector
 BM25_VECTOR = "bm25"
 
 ATTR_PREFIX = "attr"
@@ -104,6 +111,7 @@ class IndexedProduct:
     image_vectors: list[list[float]]  # empty: product has no photo
     bm25: SparseVec
     payload: dict[str, Any]
+    visual_vectors: list[list[float]] = field(default_factory=list)  # empty: no photo / no descriptor
 
     @property
     def point_id(self) -> str:

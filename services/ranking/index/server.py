@@ -22,6 +22,9 @@ from services.ranking.index.schema import (
     FLOAT_FIELDS,
     IMAGE_VECTOR,
     KEYWORD_FIELDS,
+    MULTIVECTORS,
+    VISUAL_DIM,
+    VISUAL_VECTOR,
     RESULT_PAYLOAD,
     STOCK_IN,
     TEXT_VECTOR,
@@ -100,6 +103,13 @@ class ServerIndex:
                                 comparator=models.MultiVectorComparator.MAX_SIM
                             ),
                         ),
+                        VISUAL_VECTOR: models.VectorParams(
+                            size=VISUAL_DIM,
+                            distance=models.Distance.COSINE,
+                            multivector_config=models.MultiVectorConfig(
+                                comparator=models.MultiVectorComparator.MAX_SIM
+                            ),
+                        ),
                     },
                     sparse_vectors_config={BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                     shard_number=self._shards,
@@ -129,6 +139,8 @@ class ServerIndex:
             }
             if p.image_vectors:
                 vector[IMAGE_VECTOR] = p.image_vectors
+            if p.visual_vectors:
+                vector[VISUAL_VECTOR] = p.visual_vectors
             points.append(models.PointStruct(id=p.point_id, vector=vector, payload=p.payload))
         with self._lock:
             for p in products:
@@ -169,7 +181,7 @@ class ServerIndex:
         for q in queries:
             if q.sparse is not None:
                 vec = models.SparseVector(indices=q.sparse.indices, values=q.sparse.values)
-            elif q.using == IMAGE_VECTOR:
+            elif q.using in MULTIVECTORS:
                 vec = [q.dense]
             else:
                 vec = q.dense

@@ -3,8 +3,11 @@
 Reads and validates the JSONL catalog, loads photos with bounded concurrency,
 and streams products to ``CatalogService.Upsert`` in batches (one stream per
 batch: progress and failures are reported as they happen, and a retried batch
-is cheap because unchanged products are skipped by content hash). Prints a
-summary and exits 1 when anything failed, unless ``--allow-failures``.
+is cheap because unchanged products are skipped by content hash). ``--streams``
+batches are in flight at once, so the ranking service embeds the next batch while
+it writes the last one and the encoders never wait on this client; each stream is
+still written whole or not at all. Prints a summary and exits 1 when anything
+failed, unless ``--allow-failures``.
 """
 
 from __future__ import annotations
@@ -145,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service host:port (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="products per Upsert stream (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=8, help="parallel image loads (default %(default)s)")
+    p.add_argument("--streams", type=int, default=2,
+                   help="Upsert streams (batches) in flight at once (default %(default)s)")
     p.add_argument("--image-timeout-s", type=float, default=10.0, help="per-image load timeout (default %(default)s)")
     p.add_argument(
         "--max-image-bytes", type=int, default=10 * 1024 * 1024, help="largest accepted image (default 10 MiB)"
@@ -188,51 +193,69 @@ def run(args: argparse.Namespace) -> Summary:
     )
     stub = ranking_pb2_grpc.CatalogServiceStub(channel)
     bar = tqdm(desc="indexing", unit="product", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    streams = max(1, getattr(args, "streams", 1))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, args.concurrency), thread_name_prefix="img") as pool:
+        with ThreadPoolExecutor(max_workers=max(1, args.concurrency), thread_name_prefix="img") as pool, \
+                ThreadPoolExecutor(max_workers=streams, thread_name_prefix="upsert") as senders:
             batch: list[ranking_pb2.Product] = []
+            inflight: deque[tuple[Future, int]] = deque()
+
+            def collect() -> None:
+                fut, n = inflight.popleft()
+                resp = fut.result()
+                summary.upserted += resp.upserted
+                summary.unchanged += resp.unchanged
+                summary.index_generation = max(summary.index_generation, resp.index_generation)
+                for f in resp.failed:
+                    summary.failures.append(Failure(f.product_id, line_of.get(f.product_id), f.code, f.message))
+                bar.update(n)
+                bar.set_postfix(upserted=summary.upserted, unchanged=summary.unchanged, failed=len(summary.failures))
 
             def flush() -> None:
                 if not batch:
                     return
-                resp = _upsert_batch(stub, batch, args.rpc_timeout_s, args.retries, metadata)
-                summary.upserted += resp.upserted
-                summary.unchanged += resp.unchanged
-                summary.index_generation = resp.index_generation
-                for f in resp.failed:
-                    summary.failures.append(Failure(f.product_id, line_of.get(f.product_id), f.code, f.message))
-                bar.update(len(batch))
-                bar.set_postfix(upserted=summary.upserted, unchanged=summary.unchanged, failed=len(summary.failures))
+                while len(inflight) >= streams:
+                    collect()
+                fut = senders.submit(_upsert_batch, stub, list(batch), args.rpc_timeout_s, args.retries, metadata)
+                inflight.append((fut, len(batch)))
                 batch.clear()
 
-            for rec, product, error in prepared_products(
-                read_catalog(args.catalog),
-                base,
-                pool,
-                window=max(args.batch_size * 2, args.concurrency * 4),
-                timeout_s=args.image_timeout_s,
-                max_bytes=args.max_image_bytes,
-            ):
-                if product is None:
-                    pid = rec.product_id if isinstance(rec, LineError) else rec.id
-                    summary.failures.append(Failure(pid, rec.line, "INVALID_ARGUMENT", error))
-                    bar.update(1)
-                    continue
-                for name in getattr(rec, "unknown_fields", ()):
-                    summary.warnings.append(f"line {rec.line} id={rec.id}: unknown field {name!r} ignored")
-                size = product.ByteSize()
-                if size > MAX_PRODUCT_BYTES:
-                    summary.failures.append(Failure(
-                        product.id, rec.line, "INVALID_ARGUMENT",
-                        f"product is {size} bytes with its {len(product.images)} photo(s); one product may be at "
-                        f"most {MAX_PRODUCT_BYTES} bytes: use fewer or smaller photos"))
-                    bar.update(1)
-                    continue
-                line_of[product.id] = rec.line
-                batch.append(product)
-                if len(batch) >= args.batch_size:
-                    flush()
-            flush()
+            try:
+                for rec, product, error in prepared_products(
+                    read_catalog(args.catalog),
+                    base,
+                    pool,
+                    window=max(args.batch_size * (streams + 1), args.concurrency * 4),
+                    timeout_s=args.image_timeout_s,
+                    max_bytes=args.max_image_bytes,
+                ):
+                    if product is None:
+                        pid = rec.product_id if isinstance(rec, LineError) else rec.id
+                        summary.failures.append(Failure(pid, rec.line, "INVALID_ARGUMENT", error))
+                        bar.update(1)
+                        continue
+                    for name in getattr(rec, "unknown_fields", ()):
+                        summary.warnings.append(f"line {rec.line} id={rec.id}: unknown field {name!r} ignored")
+                    size = product.ByteSize()
+                    if size > MAX_PRODUCT_BYTES:
+                        summary.failures.append(Failure(
+                            product.id, rec.line, "INVALID_ARGUMENT",
+                            f"product is {size} bytes with its {len(product.images)} photo(s); one product may be at "
+                            f"most {MAX_PRODUCT_BYTES} bytes: use fewer or smaller photos"))
+                        bar.update(1)
+                        continue
+                    line_of[product.id] = rec.line
+                    batch.append(product)
+                    if len(batch) >= args.batch_size:
+                        flush()
+                flush()
+                while inflight:
+                    collect()
+            finally:
+                for fut, _ in inflight:  # an error above: do not start streams nobody will read
+                    fut.cancel()
+        # streams answer out of file order: report failures by line, as a sequential run would
+        summary.failures.sort(key=lambda f: f.line if f.line is not None else 0)
     finally:
         bar.close()
         channel.close()

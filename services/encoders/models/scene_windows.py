@@ -1,0 +1,61 @@
+"""The regions of a ``scene`` photo (shop the look), defined once for the graph and the boxes.
+
+Why a module of its own: the image encoder pools these windows of one backbone pass
+(``services.encoders.models.visual.regional_gem``) and the ranking service turns row ``r`` of
+the answer back into a box on the shopper's photo. Both read this one definition, and it
+imports nothing heavy (the ranking service never loads torch).
+
+A scene photo's longest side goes to ``SCENE_SIZE`` (640 px), centred on a white square; the
+backbone's last map is then ``SCENE_CELLS`` x ``SCENE_CELLS`` (20 x 20, stride 32). Square
+windows of 5, 7 and 9 cells at stride 2: 64 + 49 + 36 = 149 regions, row-major per window
+size. Chosen offline on the dev scenes (docs/shop-the-look.md): 448 px (14 x 14) lost most of
+it (~0.09 nDCG@10), rectangles and more shapes (389-529 regions) did worse.
+"""
+
+from __future__ import annotations
+
+Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in 0..1
+
+SCENE_SIZE = 640
+FEATURE_STRIDE = 32  # EfficientNet-Lite0's last map: one cell per 32 px
+SCENE_CELLS = SCENE_SIZE // FEATURE_STRIDE
+SCENE_WINDOWS: tuple[int, ...] = (5, 7, 9)
+SCENE_STRIDE = 2
+
+
+def window_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[Box]:
+    """(x0, y0, x1, y1) in [0, 1] of the square map, in ``regional_gem`` order: for each window
+    size, rows top to bottom, each left to right (what ``avg_pool2d`` + reshape gives)."""
+    out: list[Box] = []
+    for s in windows:
+        if s > cells:
+            continue
+        for y in range(0, cells - s + 1, stride):
+            for x in range(0, cells - s + 1, stride):
+                out.append((x / cells, y / cells, (x + s) / cells, (y + s) / cells))
+    return out
+
+
+def scene_region_count() -> int:
+    return len(window_boxes(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE))
+
+
+def scene_boxes(width: int, height: int) -> list[Box]:
+    """The box of each scene row on a ``width`` x ``height`` photo, in [0, 1] of the photo.
+
+    The photo sits centred in the padded square (``preprocess.resize_pad``), so a window is
+    shifted and scaled out of the square and clipped to the photo (a window may cover padding)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"photo size must be positive, got {width}x{height}")
+    scale = SCENE_SIZE / max(width, height)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = (SCENE_SIZE - nw) // 2, (SCENE_SIZE - nh) // 2
+
+    def clip(v: float) -> float:
+        return min(1.0, max(0.0, v))
+
+    out: list[Box] = []
+    for x0, y0, x1, y1 in window_boxes(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE):
+        out.append((clip((x0 * SCENE_SIZE - left) / nw), clip((y0 * SCENE_SIZE - top) / nh),
+                    clip((x1 * SCENE_SIZE - left) / nw), clip((y1 * SCENE_SIZE - top) / nh)))
+    return out

@@ -1,0 +1,131 @@
+"""Shop the look on the visual descriptor: the boxes the ranking service gives each scene row
+are the windows the image graph pools, and the hubness-corrected scores are what the doc says
+(``cos - mean of the top-k cosines to the dev bank``, a product's best photo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.encoders.models.scene_windows import (
+    SCENE_CELLS,
+    SCENE_SIZE,
+    SCENE_STRIDE,
+    SCENE_WINDOWS,
+    scene_boxes,
+    scene_region_count,
+    window_boxes,
+)
+from services.ranking.scene_search import HubBank, foreground_rows, hub_scores, score_windows
+
+
+def test_scene_geometry_is_149_windows_of_a_20x20_map():
+    assert SCENE_SIZE == 640 and SCENE_CELLS == 20 and SCENE_WINDOWS == (5, 7, 9) and SCENE_STRIDE == 2
+    assert scene_region_count() == 64 + 49 + 36 == 149
+
+
+def test_box_of_each_row_is_the_window_the_graph_pools():
+    """Row r of ``regional_gem`` (what the scene graph outputs, before whitening) is GeM over
+    exactly the cells of box r, for a map whose every cell is different."""
+    torch = pytest.importorskip("torch")
+    from services.encoders.models.visual import regional_gem
+
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.rand((1, 6, SCENE_CELLS, SCENE_CELLS), generator=g) * 3 + 0.01
+    rows = regional_gem(fmap, SCENE_WINDOWS, SCENE_STRIDE, p=3.0)[0]
+    boxes = window_boxes(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE)
+    assert rows.shape[0] == len(boxes) == 149
+    for r, (x0, y0, x1, y1) in enumerate(boxes):
+        c0, r0, c1, r1 = (round(v * SCENE_CELLS) for v in (x0, y0, x1, y1))
+        want = fmap[0, :, r0:r1, c0:c1].pow(3).mean(dim=(1, 2)).pow(1 / 3)
+        assert torch.allclose(rows[r], want, rtol=1e-4), r
+    # a window whose cells differ from its neighbour's really gives another row
+    assert not torch.allclose(rows[0], rows[1])
+
+
+def test_visual_head_scene_rows_use_the_same_windows():
+    torch = pytest.importorskip("torch")
+    from services.encoders.models.visual import DEFAULT_VISUAL_DIR, load_visual
+
+    head = load_visual(DEFAULT_VISUAL_DIR)
+    if head is None:
+        pytest.skip("no visual head installed")
+    out = head.scene_rows(torch.rand((2, 1280, SCENE_CELLS, SCENE_CELLS)))
+    assert out.shape == (2, scene_region_count(), head.card.dim)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(2, scene_region_count()), atol=1e-4)
+
+
+def test_scene_boxes_map_the_padded_square_back_to_the_photo():
+    square = scene_boxes(1000, 1000)
+    np.testing.assert_allclose(square, window_boxes(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE))
+    # landscape 2:1 -> 640x320 centred: rows 0..159 and 480..639 of the square are padding
+    wide = scene_boxes(1200, 600)
+    first = wide[0]  # cells x 0..5, y 0..5 = 0..160 px: entirely in the top padding -> clipped to y = 0
+    assert first == pytest.approx((0.0, 0.0, 0.25, 0.0))
+    mid = wide[64 + 49 + 3 * 6 + 2]  # 9-cell window at x = 4 cells, y = 6 cells: 128..416 x 192..480 px
+    assert mid == pytest.approx((128 / 640, (192 - 160) / 320, 416 / 640, (480 - 160) / 320))
+    for b in wide:
+        assert 0.0 <= b[0] <= b[2] <= 1.0 and 0.0 <= b[1] <= b[3] <= 1.0
+    with pytest.raises(ValueError):
+        scene_boxes(0, 10)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_hub_score_is_mean_of_top_k_cosines_to_the_bank():
+    rng = np.random.default_rng(1)
+    bank, rows = _unit(rng.normal(size=(300, 16))), _unit(rng.normal(size=(5, 16)))
+    got = hub_scores(rows, bank, k=20)
+    for i in range(5):
+        want = np.sort(bank @ rows[i])[-20:].mean()
+        assert got[i] == pytest.approx(want, abs=1e-6)
+    assert hub_scores(rows, bank, k=1000) == pytest.approx((rows @ bank.T).mean(axis=1), abs=1e-6)
+
+
+def test_corrected_score_is_cos_minus_hub_of_the_best_photo():
+    rng = np.random.default_rng(2)
+    bank = _unit(rng.normal(size=(200, 8)))
+    windows = _unit(rng.normal(size=(4, 8)))
+    a = _unit(rng.normal(size=(1, 8)))
+    b = _unit(rng.normal(size=(2, 8)))  # two photos
+    hub = HubBank(bank, "v", k=10)
+    sc = score_windows(windows, {"a": a, "b": b, "none": np.zeros((0, 8))}, hub)
+    assert sc.ids == ["a", "b"]  # a product without rows is no candidate
+    ha, hb = hub_scores(a, bank, 10), hub_scores(b, bank, 10)
+    np.testing.assert_allclose(sc.scores[:, 0], windows @ a[0] - ha[0], atol=1e-6)
+    per_photo = windows @ b.T - hb[None, :]
+    np.testing.assert_allclose(sc.scores[:, 1], per_photo.max(axis=1), atol=1e-6)
+    chosen = per_photo.argmax(axis=1)
+    np.testing.assert_allclose(sc.cosine[:, 1], (windows @ b.T)[np.arange(4), chosen], atol=1e-6)
+    # the correction changes the order: a hub (close to every bank window) drops below a product
+    # the bank does not resemble, although the window is closer to the hub
+    h, o = np.eye(8)[0], np.eye(8)[1]
+    crowd = HubBank(_unit(h + 0.1 * rng.normal(size=(200, 8)) * (1 - o)), "v", k=10)
+    w = _unit(0.55 * h + 0.45 * o)[None]
+    raw = score_windows(w, {"o": o[None], "hub": h[None]}, HubBank(None, "v"))
+    fixed = score_windows(w, {"o": o[None], "hub": h[None]}, crowd)
+    assert raw.scores[0, 1] > raw.scores[0, 0] and fixed.scores[0, 0] > fixed.scores[0, 1]
+    # cached hub scores are the same numbers
+    np.testing.assert_allclose(hub.hubs(b), hb, atol=1e-6)
+
+
+def test_no_bank_means_no_correction_and_foreground_rows_are_the_odd_rows():
+    hub = HubBank.load("no-such-visual-version")
+    assert not hub.active and hub.hubs(np.ones((3, 4))).tolist() == [0.0, 0.0, 0.0]
+    stored = [[0.0] * 3, [1.0] * 3, [2.0] * 3, [3.0] * 3]  # whole, fg, whole, fg
+    assert foreground_rows(stored).tolist() == [[1.0] * 3, [3.0] * 3]
+    assert foreground_rows(None).shape == (0, 0)
+
+
+def test_the_shipped_bank_matches_the_default_visual_version():
+    from services.encoders.models.visual import DEFAULT_VISUAL_DIR, visual_version
+
+    version = visual_version(DEFAULT_VISUAL_DIR)
+    if not version:
+        pytest.skip("no visual head installed")
+    hub = HubBank.load(version)
+    assert hub.active, f"no scene bank shipped for {version} (homesearch.evaluation.scene_bank)"
+    assert hub.bank.shape[1] == 512 and hub.bank.shape[0] % scene_region_count() == 0
+    np.testing.assert_allclose(np.linalg.norm(hub.bank, axis=1), 1.0, atol=2e-3)

@@ -1,0 +1,132 @@
+"""Shopper photos find their product through the real ranking service (Triton encoders with the
+``visual`` descriptor, Qdrant Edge and the qdrant-client backend, Valkey), on a small subset of
+the IKEA dev catalogue: the ``visual`` rows are written at ingestion, a photo query searches
+them once per region and keeps each product's best, and explain shows the visual score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.ranking import make_product, start_with_catalog
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ikea"
+if not (DATA / "photos.jsonl").is_file():  # worktrees sit two levels below /work
+    DATA = Path("/work/shared/data/ikea")
+needs_data = pytest.mark.skipif(not (DATA / "photos.jsonl").is_file(), reason="shared IKEA dev data not present")
+
+# Shopper photos queried (their products + distractors of the same types are indexed): ones the
+# descriptor ranks first against the whole catalogue offline (services.encoders.training.visual),
+# so a miss here is the serving path (ingestion rows, region searches, merge, fusion) failing.
+PHOTO_IDS = ("p0005", "p0006", "p0008", "p0016", "p0020", "p0024", "p0025", "p0026")
+N_PHOTOS = len(PHOTO_IDS)
+N_DISTRACTORS = 40
+
+
+def _subset() -> tuple[list, list[dict]]:
+    catalog = [json.loads(line) for line in (DATA / "catalog.jsonl").open(encoding="utf-8")]
+    photos = [q for q in map(json.loads, (DATA / "photos.jsonl").open(encoding="utf-8")) if q["id"] in PHOTO_IDS]
+    want = {p["relevant"][0] for p in photos}
+    types = {p["category"] for p in catalog if p["id"] in want}
+    same_type = [p for p in catalog if p["category"] in types and p["id"] not in want][:N_DISTRACTORS // 2]
+    others = [p for p in catalog if p["category"] not in types][: N_DISTRACTORS - len(same_type)]
+    chosen = [p for p in catalog if p["id"] in want] + same_type + others
+    products = [make_product(p["id"], p["title"], category=p["category"], description=p.get("description", ""),
+                             attributes=p.get("attributes", {}), images=[(DATA / p["image"]).read_bytes()])
+                for p in chosen]
+    return products, photos
+
+
+@pytest.fixture(scope="module", params=["edge", pytest.param("server", marks=pytest.mark.filterwarnings("ignore::UserWarning"))])
+def shop(request, tmp_path_factory, triton_server, redis_url):
+    if not (DATA / "photos.jsonl").is_file():
+        pytest.skip("shared IKEA dev data not present")
+    products, photos = _subset()
+    extra = {"backend": "server", "qdrant_url": ":memory:"} if request.param == "server" else {}
+    handle = start_with_catalog(tmp_path_factory.mktemp(f"visual-{request.param}"), triton_server, redis_url,
+                                products, **extra)
+    yield handle, photos
+    handle.stop()
+
+
+@needs_data
+def test_index_stores_two_visual_rows_per_photo(shop):
+    handle, photos = shop
+    pid = photos[0]["relevant"][0]
+    stored = handle.app.index.retrieve([pid])[pid]
+    rows = stored.vectors["visual"]
+    assert len(rows) == 2 and all(len(r) == 512 for r in rows)
+
+
+@needs_data
+def test_shopper_photos_find_their_product(shop):
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    hits1 = 0
+    for q in photos:
+        resp = handle.rank(image=(DATA / q["image"]).read_bytes(), top_k=10, explain=True,
+                           region_mode=search_pb2.REGION_MODE_OFF)
+        ids = [h.product_id for h in resp.hits]
+        assert q["relevant"][0] in ids, (q, ids)
+        hits1 += ids[0] == q["relevant"][0]
+        top = resp.hits[0]
+        assert "visual" in top.signal_scores and 0.0 < top.signal_scores["visual"] <= 1.0001
+        assert "image" in top.signal_scores and "visual=0.6" in top.explanation  # both photo signals fused
+        assert "visual vector (best of 52 rows: whole photo, foreground, 50 regions)" in top.explanation
+    assert hits1 >= N_PHOTOS - 2, hits1
+
+
+@needs_data
+def test_model_version_names_the_visual_descriptor(shop):
+    handle, photos = shop
+    resp = handle.rank(text="chair", top_k=3)
+    info = handle.app.index.meta.model_version
+    assert info == resp.model_version and info.count("|") == 2 and info.rsplit("|", 1)[1].startswith("visual-")
+
+
+def test_visual_region_boxes_map_the_padded_square_back_onto_the_photo():
+    from services.ranking.regions import visual_region_boxes
+
+    square = visual_region_boxes(448, 448)
+    assert len(square) == 50 and square[0] == (0.0, 0.0, 5 / 14, 5 / 14) and square[-1] == (4 / 14, 4 / 14, 13 / 14, 13 / 14)
+    wide = visual_region_boxes(800, 400)  # padded above and below: a quarter of the square each side
+    assert wide[0] == pytest.approx((0.0, 0.0, 5 / 14, (5 / 14 - 0.25) * 2))
+    assert all(0.0 <= v <= 1.0 for b in wide for v in b) and all(b[0] < b[2] for b in wide)
+
+
+@needs_data
+def test_region_mode_on_the_visual_rows_of_one_pass(shop):
+    """Shop the look on ``regions.vector=visual``: 51 regions (50 windows + the whole photo) from the
+    photo's one 448 px visual pass, boxes inside the photo, the pictured product in the merged list;
+    ``image`` brings back the 30-crop grid on the text-space vector, and the default (auto) is the
+    scene search of scene_search.py (149 windows of one 640 px pass)."""
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    rs = handle.app.settings.regions
+    assert rs.vector == "auto"
+    old = rs.vector
+    try:
+        auto = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True,
+                           region_mode=search_pb2.REGION_MODE_ON, explain=True)
+        assert "149 windows of one 640 px pass" in auto.interpretation
+        rs.vector = "image"
+        grid = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True,
+                           region_mode=search_pb2.REGION_MODE_ON, explain=True)
+        assert "30 regions searched on vector 'image'" in grid.interpretation
+        rs.vector = "visual"
+        found = 0
+        for q in photos[:4]:
+            resp = handle.rank(image=(DATA / q["image"]).read_bytes(), top_k=10, no_cache=True,
+                               region_mode=search_pb2.REGION_MODE_ON, explain=True)
+            assert resp.regions and len(resp.regions) <= rs.max_regions
+            assert all(0.0 <= r.box.x_min < r.box.x_max <= 1.0 and 0.0 <= r.box.y_min < r.box.y_max <= 1.0
+                       for r in resp.regions)
+            assert "51 regions searched on vector 'visual'" in resp.interpretation
+            found += q["relevant"][0] in [h.product_id for h in resp.hits]
+        assert found >= 3, found
+    finally:
+        rs.vector = old

@@ -1,0 +1,141 @@
+"""The pieces of the shopper-photo projection training (synthetic photos, regions, fitting, export);
+small and CPU-only (the backbone is exercised only by the end-to-end run at the bottom)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.encoders.training import shopper_synth as synth
+from services.encoders.training import visual_regions as vr
+from services.encoders.training import visual_shopper as vs
+
+
+def _studio(colour=(200, 20, 20)) -> Image.Image:
+    im = Image.new("RGB", (200, 200), "white")
+    im.paste(Image.new("RGB", (120, 80), colour), (40, 60))
+    return im
+
+
+def test_shopper_photo_pastes_the_product_inside_its_box_and_is_deterministic():
+    scene = Image.new("RGB", (400, 300), (20, 20, 200))
+    a = synth.shopper_photo(_studio(), scene, random.Random(3))
+    b = synth.shopper_photo(_studio(), scene, random.Random(3))
+    assert a is not None and b is not None
+    assert a.box == b.box and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    x0, y0, x1, y1 = a.box
+    assert 0 <= x0 < x1 <= synth.PHOTO_SIZE and 0 <= y0 < y1 <= synth.PHOTO_SIZE
+    px = np.asarray(a.image).astype(int)
+    red = (px[..., 0] > px[..., 2] + 40)  # product pixels (re-lit red) vs the blue room
+    inside = np.zeros(red.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    assert red[inside].mean() > 0.2
+    assert red[~inside].mean() < 0.01  # nothing of the product (nor its white studio) outside the box
+    white = px.min(axis=2) > 230
+    assert white[inside].mean() < 0.05  # the studio white is cut away, not pasted
+
+
+def test_shopper_photo_without_foreground_is_none():
+    assert synth.shopper_photo(Image.new("RGB", (100, 100), "white"), Image.new("RGB", (300, 300)), random.Random(0)) is None
+
+
+def test_scene_part_is_a_stable_hash_split():
+    ids = [f"s{i:04d}" for i in range(200)]
+    parts = [synth.scene_part(i) for i in ids]
+    assert parts == [synth.scene_part(i) for i in ids]
+    assert 60 < parts.count("train") < 140
+    assert parts != [synth.scene_part(i, seed=1) for i in ids]
+
+
+def test_regional_gem_is_the_gem_of_each_window():
+    rng = np.random.default_rng(0)
+    m = rng.random((8, 14, 14)).astype(np.float32)
+    wins = vr.windows()
+    assert len(wins) == 50
+    out = vr.regional_gem(m, wins)
+    for i in (0, 27, 49):
+        y, x, s = wins[i]
+        np.testing.assert_allclose(out[i], vr.gem(m[:, y : y + s, x : x + s]), rtol=1e-4)
+
+
+def test_best_cover_finds_the_window_matching_the_box():
+    wins = vr.windows()
+    for i in (3, 30, 45):
+        y, x, s = wins[i]
+        box = (x * 32 + 4, y * 32 + 4, (x + s) * 32 - 4, (y + s) * 32 - 4)
+        assert vr.best_cover(box, 448, wins) == i
+
+
+def test_pca_whitening_whitens():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 20)) * np.linspace(0.1, 5, 20)
+    mu, p = vs.pca_whitening(x, dim=10, shrinkage=1.0)
+    z = (x - mu) @ p
+    np.testing.assert_allclose(np.cov(z.T, bias=True), np.eye(10), atol=1e-3)
+
+
+def test_gallery_subset_keeps_targets_and_siblings():
+    rng = np.random.default_rng(0)
+    sib = [np.array([1]), np.array([0]), np.array([], dtype=np.int64), np.array([], dtype=np.int64)] + [np.array([], dtype=np.int64)] * 16
+    g, t = vs._gallery_subset(np.array([0, 3, 0]), 20, 6, rng, sib)
+    assert len(g) == 6 and len(set(g.tolist())) == 6
+    assert {0, 1, 3} <= set(g.tolist())
+    assert [int(g[i]) for i in t] == [0, 3, 0]
+
+
+def _toy(seed=0, n_gal=40, dim=32, n_q=240, noise_seed=None):
+    """Gallery items in a low-variance subspace; queries = the item + a strong nuisance (the room)
+    in the high-variance subspace, with one clean region among several cluttered ones."""
+    rng = np.random.default_rng(seed)
+    scale = np.r_[np.full(dim // 2, 0.3), np.full(dim // 2, 3.0)]
+    gal = vr.l2n(rng.normal(size=(n_gal, dim)) * np.r_[np.ones(dim // 2), np.full(dim // 2, 0.3)])
+    if noise_seed is not None:  # same gallery, other photos
+        rng = np.random.default_rng(noise_seed)
+    labels = rng.integers(0, n_gal, n_q)
+    regs = np.empty((n_q, 4, dim), np.float32)
+    for i, g in enumerate(labels):
+        for r in range(4):
+            regs[i, r] = gal[g] * (1.0 if r == 0 else 0.2) + rng.normal(size=dim) * scale * 0.3
+    return vr.l2n(regs), np.zeros(n_q, np.int64), labels, gal.astype(np.float32)
+
+
+def test_train_projection_learns_to_ignore_the_nuisance_and_is_deterministic():
+    regs, pos, labels, gal = _toy()
+    mu0, p0 = vs.pca_whitening(np.concatenate([gal, gal]), dim=16, shrinkage=0.5)
+    cfg = vs.TrainConfig(epochs=8, lr=5e-3, batch_size=48, negatives=40, regions_per_step=0)
+    mean, proj, losses = vs.train_projection(regs, pos, labels, gal, gal, mu0, p0, cfg, progress=False)
+    assert losses[-1] < losses[0]
+    test_regs, _, test_labels, test_gal = _toy(seed=0, n_q=80, noise_seed=99)
+    assert np.array_equal(test_gal, gal)
+    rel = [{int(g)} for g in test_labels]
+    before = vs.ranks(list(test_regs), rel, gal, gal, mu0, p0)
+    after = vs.ranks(list(test_regs), rel, gal, gal, mean, proj)
+    assert (after == 0).mean() > (before == 0).mean() + 0.1
+    again = vs.train_projection(regs, pos, labels, gal, gal, mu0, p0, cfg, progress=False)
+    np.testing.assert_array_equal(again[1], proj)
+
+
+def test_export_writes_the_visual_format_with_a_content_version(tmp_path):
+    from safetensors.numpy import load_file
+
+    mean, proj = np.arange(1280, dtype=np.float32), np.ones((1280, 512), np.float32)
+    d = vs.export(tmp_path, mean, proj, {"metrics": {"x": 1}})
+    blob = (d / "whitening.safetensors").read_bytes()
+    assert d.name == f"visual-shop-{hashlib.sha1(blob).hexdigest()[:8]}"
+    w = load_file(str(d / "whitening.safetensors"))
+    assert w["mean"].shape == (1280,) and w["projection"].shape == (1280, 512) and w["projection"].dtype == np.float32
+    card = json.loads((d / "visual.json").read_text())
+    assert card["format"] == "homesearch-visual/1" and card["version"] == d.name
+    assert card["windows"] == [5, 7, 9] and card["stride"] == 2 and card["dim"] == 512 and card["metrics"] == {"x": 1}
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        vs.build_parser().parse_args(["--help"])
+    assert e.value.code == 0
+    assert "--per-product" in capsys.readouterr().out
