@@ -9,7 +9,10 @@ overload: cache-miss text searches (unique queries, no_cache) through the gatewa
 1. unloaded p50 (sequential);
 2. sustainable QPS: closed loop at the ranking's admission limit, accepted answers only;
 3. open loop offering 4x that rate for a fixed time: accepted p50/p99 (target p99 <= 3x the
-   unloaded p50) and refusals (RESOURCE_EXHAUSTED with retry-after-ms; target < 10 ms).
+   unloaded p50) and refusals (RESOURCE_EXHAUSTED with retry-after-ms; target < 10 ms);
+   alongside it (mixed load) result-cache hits and cached-embedding searches of a warmed query set
+   at ``hit_rps`` each: their p50/p99 and refusals (target 0: they cost ~1-3 ms and must never
+   wait for, or be refused behind, misses).
 """
 
 from __future__ import annotations
@@ -118,8 +121,12 @@ def _open_loop(call, rate: float, duration_s: float, workers: int = 64) -> tuple
     return accepted, refused, errors
 
 
+HOT_QUERIES = ("white sofa", "oak dining table", "black office chair", "floor lamp", "double bed",
+               "bookcase", "bathroom mirror", "kids desk")
+
+
 def run_overload(addrs: StackAddrs, log=print, factor: float = 4.0, duration_s: float = 10.0,
-                 sustain_concurrency: int | None = None) -> SuiteResult:
+                 sustain_concurrency: int | None = None, hit_rps: float = 20.0) -> SuiteResult:
     import os
 
     # the ranking's admission limit (as `up` configures it: the env var, else its default)
@@ -134,10 +141,20 @@ def run_overload(addrs: StackAddrs, log=print, factor: float = 4.0, duration_s: 
         clients[i % len(clients)].search(f"{queries[i % len(queries)]} {tag}{i // len(queries)}", top_k=10,
                                          no_cache=True)
 
+    def hit(i: int) -> None:
+        res = clients[i % len(clients)].search(HOT_QUERIES[i % len(HOT_QUERIES)], top_k=10)
+        if not res.cache_hit:
+            raise RuntimeError("hot query missed the result cache")
+
+    def emb_hit(i: int) -> None:  # embedding cached, index + fusion recomputed
+        clients[i % len(clients)].search(HOT_QUERIES[i % len(HOT_QUERIES)], top_k=10, no_cache=True)
+
     offset = itertools.count(0, 100_000)
     try:
         for i in range(5):
             search(next(offset) + i)  # warm-up
+        for q in HOT_QUERIES:  # fills the result cache for the hit load
+            clients[0].search(q, top_k=10)
         base = next(offset)
         unloaded = [0.0] * 0
         for i in range(30):
@@ -153,7 +170,15 @@ def run_overload(addrs: StackAddrs, log=print, factor: float = 4.0, duration_s: 
         qps = sus["qps"]
         log(f"[overload] sustainable (closed loop, c={sustain_concurrency}): {qps} QPS, p99 {sus['p99_ms']} ms")
         base = next(offset)
+        side: dict[str, tuple] = {}  # the mixed load beside the misses: hits and embedding hits
+        threads = [threading.Thread(target=lambda n=name, f=fn: side.__setitem__(n, _open_loop(f, hit_rps, duration_s,
+                                                                                                workers=16)), daemon=True)
+                   for name, fn in (("hit", hit), ("emb_hit", emb_hit))] if hit_rps > 0 else []
+        for t in threads:
+            t.start()
         acc, ref, errs = _open_loop(lambda i: search(base + i), factor * qps, duration_s)
+        for t in threads:
+            t.join()
     finally:
         for c in clients:
             c.close()
@@ -166,6 +191,12 @@ def run_overload(addrs: StackAddrs, log=print, factor: float = 4.0, duration_s: 
         "refused": r["n"], "refusal_p50_ms": r["p50_ms"], "refusal_p99_ms": r["p99_ms"],
         "other_errors": sum(errs.values()), "error_kinds": ",".join(f"{k}={v}" for k, v in sorted(errs.items())),
     }
+    if side:
+        row["hit_rps"] = hit_rps
+    for name, (h_acc, h_ref, h_errs) in side.items():
+        h = latency_summary(h_acc)
+        row.update({f"{name}_ok": h["n"], f"{name}_p50_ms": h["p50_ms"], f"{name}_p99_ms": h["p99_ms"],
+                    f"{name}_refused": len(h_ref), f"{name}_other_errors": sum(h_errs.values())})
     log(f"[overload] {row}")
     table = Table(f"Overload: {factor:g}x the sustainable cache-miss rate for {duration_s:g} s (open loop)",
                   list(row), [row], notes=[
@@ -173,5 +204,8 @@ def run_overload(addrs: StackAddrs, log=print, factor: float = 4.0, duration_s: 
                       "in < 10 ms.",
                       f"sustainable = accepted QPS of a closed loop at concurrency {sustain_concurrency} (the ranking's "
                       "max_in_flight), same run; unique texts with no_cache, so every search embeds.",
+                      f"mixed load during the open loop: result-cache hits (hit_*) and cached-embedding searches "
+                      f"(emb_hit_*: no_cache) of {len(HOT_QUERIES)} warmed queries at {hit_rps:g}/s each; "
+                      "target *_refused = 0 and their p99 far below a miss.",
                   ])
     return SuiteResult("overload", tables=[table], data={"row": row, "sustained": sus})

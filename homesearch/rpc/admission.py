@@ -7,6 +7,12 @@ RESOURCE_EXHAUSTED and trailing metadata ``retry-after-ms`` (an estimate of when
 frees up), so accepted calls keep their latency and refused ones learn it within
 milliseconds (a call is refused at once when the predicted wait already exceeds the
 deadline). Callers that see RESOURCE_EXHAUSTED may retry after that delay.
+
+Two ways to guard: :class:`AdmissionInterceptor` takes a slot for the whole call; a service
+whose calls are mostly cheap (a cache hit) and sometimes expensive uses :class:`Ticket` and
+takes the slot only when a call reaches the expensive part, so cheap calls never queue behind,
+or get refused because of, expensive ones. Both refuse with the same status and metadata
+(:func:`abort_refused`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -80,6 +86,51 @@ class Admission:
             return max(10, int(1000 * max(self.predicted_wait_s(), self._ewma_s)))
 
 
+class Refused(Exception):
+    """Raised by :meth:`Ticket.take` when no slot frees up in time; carries the retry hint."""
+
+    def __init__(self, admission: Admission, retry_after_ms: int) -> None:
+        super().__init__(f"overloaded: {admission.max_in_flight} requests in flight; retry after {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
+
+
+def abort_refused(context: grpc.ServicerContext, refused: Refused) -> NoReturn:
+    """The refusal contract: RESOURCE_EXHAUSTED with trailing metadata ``retry-after-ms``."""
+    context.set_trailing_metadata(((RETRY_AFTER_KEY, str(refused.retry_after_ms)),))
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+class Ticket:
+    """One call's claim on a slot, taken lazily: :meth:`take` before the expensive part (a no-op
+    once held), :meth:`release` when the call ends (a no-op if never taken). Only the time the
+    slot was held feeds the service-time estimate, so cheap calls do not skew retry-after-ms."""
+
+    def __init__(self, admission: Admission, on_refuse: Callable[[], None] = lambda: None) -> None:
+        self.admission = admission
+        self.on_refuse = on_refuse
+        self._t0: float | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._t0 is not None
+
+    def take(self) -> None:
+        if self._t0 is not None:
+            return
+        adm = self.admission
+        if not adm.acquire():
+            adm.refused += 1
+            self.on_refuse()
+            raise Refused(adm, adm.retry_after_ms())
+        self._t0 = time.perf_counter()
+
+    def release(self) -> None:
+        if self._t0 is not None:
+            self.admission.release(time.perf_counter() - self._t0)
+            self._t0 = None
+
+
 class AdmissionInterceptor(grpc.ServerInterceptor):
     """Guards the unary ``methods`` (full names) with one shared :class:`Admission`."""
 
@@ -97,18 +148,15 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
 
         def wrap(inner: Behavior) -> Behavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                if not adm.acquire():
-                    adm.refused += 1
-                    self.on_refuse(method)
-                    retry = adm.retry_after_ms()
-                    context.set_trailing_metadata(((RETRY_AFTER_KEY, str(retry)),))
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  f"overloaded: {adm.max_in_flight} requests in flight; retry after {retry} ms")
-                t0 = time.perf_counter()
+                ticket = Ticket(adm, on_refuse=lambda: self.on_refuse(method))
+                try:
+                    ticket.take()
+                except Refused as exc:
+                    abort_refused(context, exc)
                 try:
                     return inner(request, context)
                 finally:
-                    adm.release(time.perf_counter() - t0)
+                    ticket.release()
 
             return behavior
 

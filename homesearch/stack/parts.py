@@ -162,12 +162,18 @@ def stack_parts(cfg: StackConfig) -> list[Part]:
         gw_env.update(HOMESEARCH_GATEWAY_CACHE_URL_FILE=str(s.path("gateway_redis_url")),
                       HOMESEARCH_GATEWAY_CACHE_LEASE_KEY_FILE=str(s.path("gateway_lease_key")),
                       HOMESEARCH_GATEWAY_CACHE_LEASE_FILE=str(s.path("generation_lease")))
-    # One gateway in front of one ranking: admit no more than ranking can run, so overload is
-    # refused at the edge and the refused calls never take CPU (or the GIL) from ranking's work.
+    # One gateway in front of one ranking. The gateway cannot tell a cache hit from a miss before
+    # asking, and ranking only gives its max_in_flight slots to calls that compute (misses), so a
+    # gateway limit of max_in_flight would make hits queue behind misses again. It admits ranking's
+    # call capacity less 4 (health checks, IndexInfo, catalog writes) instead: room for hits beside
+    # the misses; excess misses are refused by ranking in milliseconds (RESOURCE_EXHAUSTED +
+    # retry-after-ms, passed on), and ranking's thread pool (which refuses without retry-after-ms)
+    # never fills. (Half the capacity, 8, still refused 1 hit in 200 at 4x overload.)
     if "HOMESEARCH_GATEWAY_MAX_IN_FLIGHT" not in gw_env:
         from services.ranking.config import RankingSettings
 
-        gw_env["HOMESEARCH_GATEWAY_MAX_IN_FLIGHT"] = str(RankingSettings().max_in_flight)
+        ranking = RankingSettings()
+        gw_env["HOMESEARCH_GATEWAY_MAX_IN_FLIGHT"] = str(max(ranking.max_in_flight, ranking.call_capacity() - 4))
     if cfg.api_key is None:
         gw_env["HOMESEARCH_AUTH_DISABLED"] = "1"
     else:

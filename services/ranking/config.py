@@ -165,6 +165,11 @@ class RankingSettings(BaseSettings):
     # 2 let it reach 3.4-6.7x (docs/performance.md). With GPU encoders raise it (batching pays off).
     max_in_flight: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     queue_timeout_ms: float = 50.0
+
+    def call_capacity(self) -> int:
+        """Calls the server accepts at once (its worker threads; gRPC refuses beyond, without
+        retry-after-ms): room for slot holders, callers queueing for a slot and cache hits."""
+        return max(self.max_workers, self.max_in_flight * 4)
     # Degraded answers: while the encoders are down, a result-cache entry up to this old may
     # be served (marked stale); 0 = never serve stale.
     stale_result_max_age_s: float = 3600.0

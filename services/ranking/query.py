@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from homesearch.rpc.admission import Ticket
 from services.encoders.client import EncoderUnavailableError
 from services.ranking.cache import RedisCache
 from services.ranking.index.schema import (
@@ -76,10 +78,27 @@ class EncoderGate:
                 return "probe"
             return False
 
+    def abandon_probe(self) -> None:
+        """The probing caller never reached the encoders: the state stays as it was."""
+        with self._lock:
+            self._probing = False
+
     def record(self, ok: bool) -> None:
         with self._lock:
             self._probing = False
             self._open_until = 0.0 if ok else time.monotonic() + self.cooldown_s
+
+
+# The admission ticket of the Rank call running in this thread (set by the servicer): an
+# embedding that must be computed through Triton takes the call's slot first (may raise
+# ``Refused``); one found in the cache does not, so cached queries are never refused for load.
+COMPUTE_TICKET: ContextVar[Ticket | None] = ContextVar("compute_ticket", default=None)
+
+
+def _before_compute() -> None:
+    ticket = COMPUTE_TICKET.get()
+    if ticket is not None:
+        ticket.take()
 
 
 class QueryEncoder:
@@ -94,6 +113,12 @@ class QueryEncoder:
         state = self.gate.allow()
         if not state:
             raise EncoderUnavailableError("they failed moments ago; retrying shortly")
+        try:
+            _before_compute()  # after the gate: a degraded answer (encoders down) needs no slot
+        except Exception:
+            if state == "probe":
+                self.gate.abandon_probe()  # refused for load: let the next caller probe
+            raise
         if state == "probe" and not self.encoder.is_ready():
             # one quick readiness check instead of the client's retries with backoff (~0.7 s),
             # so probing costs the degraded answer nothing
@@ -173,6 +198,7 @@ class QueryEncoder:
         vecs: list[np.ndarray | None] = [self.cache.get_embedding(k) for k in keys]
         todo = [i for i, v in enumerate(vecs) if v is None]
         if todo:
+            _before_compute()
             fresh = self.encoder.embed_images([crops[i] for i in todo])
             for i, v in zip(todo, fresh):
                 vecs[i] = np.asarray(v, dtype=np.float32)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from homesearch.rpc.server import GrpcService, PortInUseError, ServiceSpec
 from homesearch.observability.logging import configure_logging
-from homesearch.rpc.admission import Admission, AdmissionInterceptor
+from homesearch.rpc.admission import Admission
 from services.ranking.cache import CircuitBreaker, RedisCache
 from services.ranking.catalog_service import CatalogServicer
 from services.ranking.config import RankingSettings
 from services.ranking.generation import CatalogState
 from services.ranking.index import ModelMismatchError, open_index
-from services.ranking.metrics import ADMISSION_REFUSED, AUTH_REJECTED
+from services.ranking.metrics import AUTH_REJECTED
 from services.ranking.query import QueryEncoder
 from services.ranking.service import RankingServicer
 from homesearch.rpc.service_auth import ServiceAuthInterceptor, TokenRegistry, parse_tokens, server_credentials
@@ -83,7 +83,10 @@ class RankingApp:
 
         warm_up()  # jieba + glossary load now, not on the first query
         self.query_encoder = QueryEncoder(encoder, self.cache)
-        self.ranking = RankingServicer(settings, self.state, self.query_encoder, self.cache)
+        # Admission is decided inside Rank (service.py): only calls that compute an embedding
+        # (or search by image) take one of the max_in_flight slots; cache hits answer without one.
+        self.admission = Admission(settings.max_in_flight, settings.queue_timeout_ms)
+        self.ranking = RankingServicer(settings, self.state, self.query_encoder, self.cache, self.admission)
         self.catalog = CatalogServicer(settings, self.state, encoder)
         spec = ServiceSpec(
             name="ranking",
@@ -98,8 +101,9 @@ class RankingApp:
             spec,
             settings.listen,
             metrics_port=settings.metrics_port,
-            # room for callers waiting on admission, so refusals are ours (with retry-after-ms)
-            max_workers=max(settings.max_workers, settings.max_in_flight * 4),
+            # room for callers waiting on admission and for cache hits beside them, so refusals
+            # are ours (with retry-after-ms), not the thread pool's (see call_capacity)
+            max_workers=settings.call_capacity(),
             credentials=server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca),
         )
 
@@ -138,7 +142,8 @@ METHOD_SCOPES = {
 
 
 def internal_interceptors(settings: RankingSettings) -> list:
-    """Service-credential check (first: refused calls cost nothing) and admission control."""
+    """Service-credential check (refused calls cost nothing). Admission control is not an
+    interceptor here: RankingServicer.Rank takes a slot only for the expensive part of a call."""
     out = []
     tokens = parse_tokens(settings.secret("service_tokens"))
     if tokens:
@@ -148,11 +153,6 @@ def internal_interceptors(settings: RankingSettings) -> list:
     else:
         log.warning("NO SERVICE CREDENTIALS configured (HOMESEARCH_RANKING_SERVICE_TOKENS[_FILE]): anyone who "
                     "reaches %s can Rank, Upsert and Delete. Only for tests and local development.", settings.listen)
-    out.append(AdmissionInterceptor(
-        Admission(settings.max_in_flight, settings.queue_timeout_ms),
-        ["/homesearch.v1.RankingService/Rank"],
-        on_refuse=lambda m: ADMISSION_REFUSED.labels(m.rsplit("/", 1)[-1]).inc(),
-    ))
     return out
 
 

@@ -8,6 +8,7 @@ import time
 import grpc
 import numpy as np
 
+from homesearch.rpc.admission import Admission, Refused, Ticket, abort_refused
 from services.encoders.client import EncoderUnavailableError, InvalidInputError
 from homesearch.observability.logging import request_id_var
 from services.ranking.cache import RedisCache
@@ -27,13 +28,14 @@ from services.ranking.index.schema import (
     SignalQuery,
     normalize_attr_key,
 )
-from services.ranking.metrics import DEGRADED_ANSWERS, STAGE_SECONDS
+from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_SECONDS
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
-from services.ranking.query import IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, merge_signal_lists, plan_query
+from services.ranking.query import (COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan,
+                                    merge_signal_lists, plan_query)
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.scene_search import HubBank, foreground_rows, score_windows
@@ -55,11 +57,14 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         state: CatalogState,
         query_encoder: QueryEncoder,
         cache: RedisCache,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.encoder = query_encoder
         self.cache = cache
+        # Admission control for the expensive part of Rank only (see Rank); None = unguarded.
+        self.admission = admission
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, req: search_pb2.SearchRequest) -> SearchFilter:
@@ -117,6 +122,24 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
 
     # -- RPCs -----------------------------------------------------------------------------
     def Rank(self, request: search_pb2.SearchRequest, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
+        """Admission (``max_in_flight`` slots) covers only the work that costs CPU: computing a
+        query embedding through Triton, and any image query (decode, scene check, regions). A
+        result-cache hit (~1 ms) or a text query whose embedding is cached (~2-3 ms: index + fusion)
+        takes no slot, so neither waits for nor is refused because of cache misses."""
+        ticket = Ticket(self.admission, on_refuse=lambda: ADMISSION_REFUSED.labels("Rank").inc()) \
+            if self.admission is not None else None
+        token = COMPUTE_TICKET.set(ticket)
+        try:
+            return self._rank_call(request, context, ticket)
+        except Refused as exc:
+            abort_refused(context, exc)
+        finally:
+            COMPUTE_TICKET.reset(token)
+            if ticket is not None:
+                ticket.release()
+
+    def _rank_call(self, request: search_pb2.SearchRequest, context: grpc.ServicerContext,
+                   ticket: Ticket | None) -> search_pb2.SearchResponse:
         started = time.perf_counter()
         request_id = request_id_var.get()  # decided by the RequestIdInterceptor
         try:
@@ -136,6 +159,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                     resp.request_id = request_id
                     resp.took_ms = (time.perf_counter() - started) * 1000
                     return resp
+            if ticket is not None and request.image:
+                ticket.take()  # image decode / scene check / region crops cost CPU even when embeddings are cached
             try:
                 resp = self._rank(request, flt, model_version, generation)
             except EncoderUnavailableError:
