@@ -6,9 +6,11 @@ same objects, so "through Triton" and "direct PyTorch" measure and check one cod
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -53,3 +55,15 @@ class ImageEncoder(Protocol):
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(x.float(), p=2.0, dim=-1)
+
+
+def read_card(path: Path, fmt: str, error: type[Exception]) -> dict[str, Any]:
+    """The JSON model card at ``path`` (a head's or the visual descriptor's): unreadable JSON or
+    another ``format`` raises ``error`` naming the file, so a bad card fails at load, not mid-serve."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise error(f"{path}: {e}") from None
+    if raw.get("format") != fmt:
+        raise error(f"{path}: format {raw.get('format')!r} is not {fmt!r}")
+    return raw

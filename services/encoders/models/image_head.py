@@ -35,13 +35,14 @@ stay valid) but carry no cross-modal meaning, which the version string makes vis
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from services.encoders.models.base import read_card
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,7 @@ class HeadCard:
 
     @classmethod
     def read(cls, directory: Path) -> HeadCard:
-        try:
-            raw = json.loads((directory / CARD_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise HeadFormatError(f"{directory / CARD_NAME}: {e}") from None
-        if raw.get("format") != HEAD_FORMAT:
-            raise HeadFormatError(f"{directory / CARD_NAME}: format must be {HEAD_FORMAT!r}")
+        raw = read_card(directory / CARD_NAME, HEAD_FORMAT, HeadFormatError)
         try:
             arch = raw["architecture"]
             norm = raw.get("feature_norm") or {}

@@ -37,7 +37,6 @@ written with another one asks to be re-indexed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from services.encoders.models.base import read_card
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, window_boxes
 
 VISUAL_FORMAT = "homesearch-visual/1"
@@ -77,12 +77,7 @@ class VisualCard:
 
     @classmethod
     def read(cls, directory: Path) -> VisualCard:
-        try:
-            raw = json.loads((directory / CARD_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise VisualFormatError(f"{directory}: cannot read {CARD_NAME}: {e}") from None
-        if raw.get("format") != VISUAL_FORMAT:
-            raise VisualFormatError(f"{directory}: format {raw.get('format')!r} is not {VISUAL_FORMAT}")
+        raw = read_card(directory / CARD_NAME, VISUAL_FORMAT, VisualFormatError)
         return cls(version=str(raw["version"]), gem_p=float(raw.get("gem_p", 3.0)),
                    index_size=int(raw.get("index_size", 224)), query_size=int(raw.get("query_size", 448)),
                    windows=tuple(int(w) for w in raw.get("windows", (5, 7, 9))), stride=int(raw.get("stride", 2)),
