@@ -52,7 +52,7 @@ class QueryPlan:
     kind: str = "text"  # text | image | image+text
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # signals the encoders could not provide
-    visual: bool = False  # the image signal was searched on the visual vector (one query per region)
+    visual: bool = False  # the plan searches the ``visual`` signal (photo queries, when served)
 
 
 MAX_DENSE_CHARS = 2000  # below the encoders' max_text_chars (2048)
@@ -158,7 +158,7 @@ class QueryEncoder:
         return vec
 
     def has_visual(self) -> bool:
-        return bool(self.encoder.model_info().visual_version)
+        return bool(self.visual_version())
 
     def visual_version(self) -> str:
         return self.encoder.model_info().visual_version
