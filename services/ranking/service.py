@@ -247,6 +247,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             regions, fused, note = self._search_regions(req, flt, model_version, need)
             notes.append(note)
             method, weights = "regions", {}
+            if req.region_mode == search_pb2.REGION_MODE_UNSPECIFIED:  # auto: maybe one product
+                fused, note = self._one_product_first(req, flt, model_version, limit, fused)
+                if note:
+                    notes.append(note)
             t2 = time.perf_counter()
         else:
             plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
@@ -365,6 +369,39 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         regions, merged = regions_mod.merge(boxes, results, depth=need, order_scores=image_top)
         note = f"shop the look: {len(boxes)} regions searched on vector {using!r}, merged round robin"
         return regions[: req.max_regions or rs.max_regions], merged, note
+
+    def _one_product_first(
+        self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, limit: int,
+        merged: list[FusedHit],
+    ) -> tuple[list[FusedHit], str]:
+        """A scene-like photo in auto region mode: one product pasted on a room (a shopper photo)
+        or a room of many? Why: round robin over regions is right for a room (one region must not
+        fill the page) but loses a one-product photo's clear best match among other regions'
+        products, and the photo query's 448 px rows are the ones the ``visual`` projection was
+        trained on. So the photo query runs too; when its best raw ``visual`` cosine reaches
+        ``regions.one_product_visual`` its top ``one_product_hits`` lead the list and the room's
+        round robin follows (regions stay in the response). Chosen on dev parts of photos.jsonl
+        and scenes.jsonl (docs/evaluation.md)."""
+        rs = self.settings.regions
+        if rs.one_product_visual <= 0 or rs.one_product_hits <= 0 or not self.encoder.has_visual():
+            return merged, ""
+        plan = self._plan(req, text="", limit=limit, model_version=model_version)
+        if not plan.visual:
+            return merged, ""
+        plan.queries, results = merge_signal_lists(plan.queries, self.state.index.search(plan.queries, flt))
+        _method, _weights, photo = self._fuse(req, plan, results)
+        best = max((h.raw.get(VISUAL, 0.0) for h in photo), default=0.0)
+        if best < rs.one_product_visual:
+            return merged, (f"a room of products: best visual match {best:.3f} < {rs.one_product_visual:g}, "
+                            "regions round robin only")
+        lead = photo[: rs.one_product_hits]
+        taken = {h.product_id for h in lead}
+        out = [*lead, *(h for h in merged if h.product_id not in taken)][: len(merged) or len(lead)]
+        n = max(1, len(out))
+        for pos, h in enumerate(out):  # positional scores, as the round robin gives
+            h.score = (n - pos) / n
+        return out, (f"one product in view: best visual match {best:.3f} >= {rs.one_product_visual:g}, "
+                     f"the photo query's top {len(lead)} first (fused visual+image+text), then regions round robin")
 
     def _hub_bank(self, visual_version: str) -> HubBank:
         bank = getattr(self, "_hub", None)

@@ -20,6 +20,11 @@ needs_data = pytest.mark.skipif(not (DATA / "photos.jsonl").is_file(), reason="s
 # Shopper photos queried (their products + distractors of the same types are indexed): ones the
 # descriptor ranks first against the whole catalogue offline (services.encoders.training.visual),
 # so a miss here is the serving path (ingestion rows, region searches, merge, fusion) failing.
+# Picked for the PCA whitening (visual-gem3-r579-pw512-78416cbe); re-checked by the same rule for
+# the learned projection now shipped (visual-shop-a0d227b1): it ranks all 8 first too (141 of the
+# 200 photos, best raw ``visual`` score through the services on the full catalogue), so the ids
+# stay. (With it and the a-priori visual weight 0.6 this test got 5 of 8: the weight, re-chosen on
+# the tune part of the photos, is what changed, not the photos.)
 PHOTO_IDS = ("p0005", "p0006", "p0008", "p0016", "p0020", "p0024", "p0025", "p0026")
 N_PHOTOS = len(PHOTO_IDS)
 N_DISTRACTORS = 40
@@ -74,7 +79,7 @@ def test_shopper_photos_find_their_product(shop):
         hits1 += ids[0] == q["relevant"][0]
         top = resp.hits[0]
         assert "visual" in top.signal_scores and 0.0 < top.signal_scores["visual"] <= 1.0001
-        assert "image" in top.signal_scores and "visual=0.6" in top.explanation  # both photo signals fused
+        assert "image" in top.signal_scores and "visual=8" in top.explanation  # both photo signals fused
         assert "visual vector (best of 52 rows: whole photo, foreground, 50 regions)" in top.explanation
     assert hits1 >= N_PHOTOS - 2, hits1
 
@@ -130,3 +135,33 @@ def test_region_mode_on_the_visual_rows_of_one_pass(shop):
         assert found >= 3, found
     finally:
         rs.vector = old
+
+
+@needs_data
+def test_auto_mode_puts_the_one_product_of_a_shopper_photo_first(shop):
+    """A shopper photo is scene-like, so auto region mode searches its regions; its best ``visual``
+    match is far above ``regions.one_product_visual`` (one product in view), so the photo query's
+    list leads the merged list and the regions stay in the response. With the rule off, the same
+    photo gets the rooms' round robin only."""
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    rs = handle.app.settings.regions
+    led = 0
+    for q in photos[:4]:
+        img = (DATA / q["image"]).read_bytes()
+        auto = handle.rank(image=img, top_k=10, no_cache=True, explain=True)
+        off = handle.rank(image=img, top_k=10, no_cache=True, region_mode=search_pb2.REGION_MODE_OFF)
+        assert auto.regions and "149 windows of one 640 px pass" in auto.interpretation
+        if "one product in view" in auto.interpretation:
+            led += 1
+            assert [h.product_id for h in auto.hits] == [h.product_id for h in off.hits]
+    assert led >= 3, led
+    old = rs.one_product_visual
+    try:
+        rs.one_product_visual = 2.0  # above any cosine: always "a room of products"
+        resp = handle.rank(image=(DATA / photos[0]["image"]).read_bytes(), top_k=10, no_cache=True, explain=True)
+        assert "a room of products" in resp.interpretation and "one product in view" not in resp.interpretation
+        assert resp.hits[0].product_id == resp.regions[0].hits[0].product_id  # round robin starts the list
+    finally:
+        rs.one_product_visual = old
