@@ -94,6 +94,11 @@ class RegionDefaults(BaseModel):
     scene_candidates: int = 50
     scene_hits_per_region: int = 10
     hub_correction: bool = True
+    # A photo query on the single-vector path (packshot in auto mode, composed, region mode off)
+    # searches the whole + foreground rows (224 px) and the 50 regional rows of a 448 px pass.
+    # False: a packshot (not scene-like: light border) skips the 448 px pass (~60 % of the photo
+    # query's encoder time); scene-like photos keep it. Measured in docs/performance.md.
+    packshot_regions: bool = True
 
 
 class RankingSettings(BaseSettings):
