@@ -156,15 +156,16 @@ class EncoderClient:
     def embed_images_visual(
         self,
         images: Sequence[bytes],
-        mode: Literal["index", "query", "scene"],
+        mode: Literal["index", "query", "scene", "photo"],
         timeout_s: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The ``visual`` photo->photo rows: (n, K, 512) float32, rows L2-normalised
         (``index``: K = 2, whole photo + foreground crop, returned with the (n, dim) text-space
-        vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None).
+        vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None;
+        ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
         Raises EncoderError when the image model serves no visual output."""
         if mode not in wire.VISUAL_MODES:
-            raise ValueError(f"mode must be 'index', 'query' or 'scene', got {mode!r}")
+            raise ValueError(f"mode must be 'index', 'query', 'scene' or 'photo', got {mode!r}")
         if not self.model_info().visual_version:
             raise EncoderError(f"image model {self.model_info().image_version} has no visual output")
         items = self._image_items(images)
@@ -176,10 +177,11 @@ class EncoderClient:
             return self._inputs((wire.IMAGE, data, "UINT8"), (wire.IMAGE_LENGTH, lengths, "INT32"),
                                 (wire.VISUAL_MODE, modes, "UINT8"))
 
-        names = (wire.EMBEDDING, wire.VISUAL) if mode == "index" else (wire.VISUAL,)
+        with_emb = mode in ("index", "photo")
+        names = (wire.EMBEDDING, wire.VISUAL) if with_emb else (wire.VISUAL,)
         if not items:
             return np.zeros((0, 0, 0), np.float32), (np.zeros((0, self.model_info().dim), np.float32)
-                                                     if mode == "index" else None)
+                                                     if with_emb else None)
         out = self._embed_outputs(wire.IMAGE_MODEL, items, build, names, timeout_s)
         return out[wire.VISUAL], out.get(wire.EMBEDDING)
 

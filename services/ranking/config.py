@@ -108,6 +108,11 @@ class RegionDefaults(BaseModel):
     # (0.176 without); a cosine threshold belongs to one descriptor: re-choose it for a new one.
     one_product_visual: float = 0.4
     one_product_hits: int = 10
+    # A photo query on the single-vector path (packshot in auto mode, composed, region mode off)
+    # searches the whole + foreground rows (224 px) and the 50 regional rows of a 448 px pass.
+    # False: a packshot (not scene-like: light border) skips the 448 px pass (~60 % of the photo
+    # query's encoder time); scene-like photos keep it. Measured in docs/performance.md.
+    packshot_regions: bool = True
 
 
 class RankingSettings(BaseSettings):

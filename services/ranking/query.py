@@ -163,21 +163,22 @@ class QueryEncoder:
     def visual_version(self) -> str:
         return self.encoder.model_info().visual_version
 
-    def image_visual(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+    def image_visual(self, data: bytes, model_version: str, regions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The text-space vector and the ``visual`` query rows of a photo (cached like embeddings).
 
         Rows: the photo described as the index describes a catalogue photo (whole + foreground
-        crop at 224 px, the same call that gives the text-space vector, so a catalogue shot finds
-        its own product at cosine ~1), then the 50 regions of one 448 px pass (a shopper photo
-        shows the product somewhere in a room)."""
+        crop at 224 px, the same pass that gives the text-space vector, so a catalogue shot finds
+        its own product at cosine ~1), then, with ``regions``, the 50 regions of one 448 px pass
+        (a shopper photo shows the product somewhere in a room). One encoder request (``photo``
+        mode: one decode, one Triton round trip) gives all of them; without regions, ``index``."""
         ikey = self.cache.embedding_key(model_version, "img", data)
-        key = self.cache.embedding_key(model_version, "vis", data)
+        key = self.cache.embedding_key(model_version, "vis" if regions else "vis-index", data)
         ivec, rows = self.cache.get_embedding(ikey), self.cache.get_embedding(key)
         if ivec is None or rows is None:
-            whole, emb = self._embed(lambda: self.encoder.embed_images_visual([data], "index"))
-            regions = self._embed(lambda: self.encoder.embed_images_visual([data], "query")[0])
+            mode = "photo" if regions else "index"
+            vis, emb = self._embed(lambda: self.encoder.embed_images_visual([data], mode))
             ivec = np.asarray(emb[0], dtype=np.float32)  # type: ignore[index]
-            rows = np.concatenate([whole[0], regions[0]]).astype(np.float32)
+            rows = np.asarray(vis[0], dtype=np.float32)
             self.cache.put_embedding(ikey, ivec)
             self.cache.put_embedding(key, rows.reshape(-1))
         return np.asarray(ivec, dtype=np.float32), np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
@@ -222,8 +223,11 @@ def plan_query(
     mix_text_share: float,
     locale: str = "",
     degrade: bool = False,
+    photo_regions: bool = True,
 ) -> QueryPlan:
-    """Embeds the query and lists the index searches to run (one batch, one round trip)."""
+    """Embeds the query and lists the index searches to run (one batch, one round trip).
+
+    ``photo_regions``: the photo's visual rows include the 50 regions of the 448 px pass."""
     from services.ranking.language import analyze_query
 
     queries: list[SignalQuery] = []
@@ -254,7 +258,7 @@ def plan_query(
         rows: np.ndarray | None = None
         try:
             if encoder.has_visual():
-                ivec, rows = encoder.image_visual(image, model_version)
+                ivec, rows = encoder.image_visual(image, model_version, regions=photo_regions)
             else:
                 ivec = encoder.image(image, model_version)
         except EncoderUnavailableError:

@@ -18,6 +18,7 @@ beat the grid, so the service uses the grid.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 
@@ -43,6 +44,22 @@ def decode(data: bytes):
     im = Image.open(io.BytesIO(data))
     im = ImageOps.exif_transpose(im)
     return im.convert("RGB")
+
+
+_SCENE_LIKE: dict[bytes, bool] = {}  # photo digest -> answer, for the few photos in flight
+
+
+def scene_like(data: bytes) -> bool:
+    """``is_scene_like`` of encoded photo bytes, remembered by digest (one request may ask twice:
+    region mode, then how to describe the photo; a decode is ~4 ms). Raises when undecodable."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    got = _SCENE_LIKE.get(key)
+    if got is None:
+        got = is_scene_like(decode(data))
+        if len(_SCENE_LIKE) >= 64:
+            _SCENE_LIKE.clear()
+        _SCENE_LIKE[key] = got
+    return got
 
 
 def is_scene_like(im) -> bool:

@@ -34,8 +34,7 @@ from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
-from services.ranking.query import (COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan,
-                                    merge_signal_lists, plan_query)
+from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
 from services.ranking.scene_search import HubBank, foreground_rows, score_windows
@@ -253,7 +252,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                     notes.append(note)
             t2 = time.perf_counter()
         else:
-            plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
+            plan.queries, results = index.search_merged(plan.queries, flt)
             t2 = time.perf_counter()
             method, weights, fused = self._fuse(req, plan, results)
             if not composed and reference is None:
@@ -267,7 +266,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if mods is None or (mods.is_empty() and not req.similar_to_product_id):
                 # The text only names what the photo shows ("sofa"): ordinary image+text fusion.
                 plan = self._plan(req, text=req.text, limit=limit, model_version=model_version)
-                plan.queries, results = merge_signal_lists(plan.queries, index.search(plan.queries, flt))
+                plan.queries, results = index.search_merged(plan.queries, flt)
                 method, weights, fused = self._fuse(req, plan, results)
                 notes.append("text asks for no change to the pictured product: image+text fusion")
             else:
@@ -317,6 +316,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             mix_text_share=d.mix_text_share,
             locale=req.locale,
             degrade=True,
+            photo_regions=self._photo_regions(req),
         )
 
     def _use_regions(self, req: search_pb2.SearchRequest) -> bool:
@@ -325,9 +325,19 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         if req.region_mode == search_pb2.REGION_MODE_OFF:
             return False
         try:
-            return regions_mod.is_scene_like(regions_mod.decode(req.image))
+            return regions_mod.scene_like(req.image)
         except Exception:  # noqa: BLE001 - undecodable: the encoder reports it precisely
             return False
+
+    def _photo_regions(self, req: search_pb2.SearchRequest) -> bool:
+        """Whether a photo query's visual rows include the 448 px regions: always, unless
+        ``regions.packshot_regions`` is off and the photo is a packshot (not scene-like)."""
+        if not req.image or self.settings.regions.packshot_regions:
+            return True
+        try:
+            return regions_mod.scene_like(req.image)
+        except Exception:  # noqa: BLE001 - undecodable: the encoder reports it precisely
+            return True
 
     def _search_regions(
         self, req: search_pb2.SearchRequest, flt: SearchFilter, model_version: str, need: int
@@ -388,7 +398,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         plan = self._plan(req, text="", limit=limit, model_version=model_version)
         if not plan.visual:
             return merged, ""
-        plan.queries, results = merge_signal_lists(plan.queries, self.state.index.search(plan.queries, flt))
+        plan.queries, results = self.state.index.search_merged(plan.queries, flt)
         _method, _weights, photo = self._fuse(req, plan, results)
         best = max((h.raw.get(VISUAL, 0.0) for h in photo), default=0.0)
         if best < rs.one_product_visual:

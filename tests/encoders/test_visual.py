@@ -155,6 +155,44 @@ def test_served_visual_matches_in_process(encoder_client, photos, tower):
     assert (local * q).sum(-1).min() > 0.999
 
 
+def test_photo_views_are_index_then_query_views_from_one_decode(photos):
+    """``photo`` mode's views equal index's and query's exactly: a small photo is decoded once, a
+    JPEG big enough for Pillow's draft to reduce it differently at 224 and 448 px twice."""
+    from services.encoders.models.effnet_image import DEFAULT_PIXELS
+    from services.encoders.models.preprocess import ImagePreprocessor, draft_box
+
+    pre = ImagePreprocessor(DEFAULT_PIXELS, torch.device("cpu"))
+    small = next(iter(photos.values()))
+    big = _jpeg(Image.open(io.BytesIO(small)).convert("RGB").resize((2400, 1800)))
+    assert draft_box(2400, 1800, 224) != draft_box(2400, 1800, 448)  # the two modes decode it differently
+    imgs = [small, big, b"not an image"]
+    got, errors = pre.decode_views(imgs, "photo")
+    idx, _ = pre.decode_views(imgs, "index")
+    qry, _ = pre.decode_views(imgs, "query")
+    assert list(errors) == [2] and got[2] is None
+    for k in (0, 1):
+        assert len(got[k]) == 3
+        for a, b in zip(got[k], [*idx[k], *qry[k]]):
+            assert a.shape == b.shape and torch.equal(a, b)
+    calls: list[int] = []
+    decode_raw = pre.decode_raw
+    pre.decode_raw = lambda items, size, resize=True: calls.append(len(items)) or decode_raw(items, size, resize)
+    pre.decode_views([small], "photo")
+    assert calls == [1]  # one decode for a photo no draft reduces
+
+
+def test_served_photo_mode_is_index_and_query_in_one_request(encoder_client, photos):
+    """A photo query's one request answers exactly what the index and query requests answer."""
+    imgs = list(photos.values())[:2]
+    for data in imgs:
+        rows, emb = encoder_client.embed_images_visual([data], "photo")
+        (irows, iemb), (qrows, _) = (encoder_client.embed_images_visual([data], m) for m in ("index", "query"))
+        assert rows.shape == (1, 2 + qrows.shape[1], 512)
+        assert np.array_equal(rows, np.concatenate([irows, qrows], axis=1)) and np.array_equal(emb, iemb)
+    both, emb2 = encoder_client.embed_images_visual(imgs, "photo")  # several photos in one request
+    assert both.shape == (2, 52, 512) and emb2.shape == (2, encoder_client.model_info().dim)
+
+
 def test_bad_photo_in_a_visual_request_names_the_item(encoder_client, photos):
     from services.encoders.client import InvalidInputError
 

@@ -74,6 +74,27 @@ def test_upsert_search_all_signals_one_call(index):
     assert text[0].payload["title"] == "T a"
 
 
+def test_search_merged_is_merge_signal_lists_over_search(index):
+    """Several searches of one signal (a photo query's visual rows) merge to each product's best
+    score; Edge reads only the kept payloads, and the answer must be the same, ties included."""
+    from services.ranking.query import merge_signal_lists
+
+    index.upsert([_product(p, i % DIM, images=1 + i % 3, color="red" if i % 2 else "blue") for i, p in enumerate("abcdefghijkl")])
+    rng = np.random.default_rng(3)
+    rows = [rng.normal(size=DIM) for _ in range(6)] + [np.asarray(_unit(2))] * 2  # the last two tie
+    queries = [SignalQuery("text", "text", dense=_unit(1), limit=4)]
+    queries += [SignalQuery("image", "image", dense=(r / np.linalg.norm(r)).tolist(), limit=5) for r in rows]
+    queries += [SignalQuery("lexical", "bm25", sparse=SparseVec([3], [1.0]), limit=3)]
+    for flt in (SearchFilter(), SearchFilter(attributes={"color": "red"})):
+        want_q, want = merge_signal_lists(queries, index.search(queries, flt))
+        got_q, got = index.search_merged(queries, flt)
+        assert [q.signal for q in got_q] == [q.signal for q in want_q] == ["text", "image", "lexical"]
+        assert [[(c.product_id, c.score, c.payload) for c in r] for r in got] == \
+            [[(c.product_id, c.score, c.payload) for c in r] for r in want]
+        assert len(got[1]) == 5
+    assert index.search_merged([], SearchFilter()) == ([], [])
+
+
 def test_filters_apply_inside_index(index):
     index.upsert([
         _product("a", 0, category="Sofa", color="white, pine", price=10.0, in_stock=True),

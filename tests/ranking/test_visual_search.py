@@ -165,3 +165,29 @@ def test_auto_mode_puts_the_one_product_of_a_shopper_photo_first(shop):
         assert resp.hits[0].product_id == resp.regions[0].hits[0].product_id  # round robin starts the list
     finally:
         rs.one_product_visual = old
+
+
+@needs_data
+def test_packshot_regions_off_skips_the_448_pass_for_packshots_only(shop):
+    """``regions.packshot_regions=False``: a catalogue packshot (light border) is searched on its
+    whole + foreground rows only and still finds its product first; a room photo forced onto the
+    single-vector path keeps its 50 regions. The default keeps the regions for every photo."""
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    rs = handle.app.settings.regions
+    assert rs.packshot_regions is True
+    pid = photos[0]["relevant"][0]
+    row = next(json.loads(line) for line in (DATA / "catalog.jsonl").open(encoding="utf-8") if json.loads(line)["id"] == pid)
+    packshot, room = (DATA / row["image"]).read_bytes(), (DATA / photos[0]["image"]).read_bytes()
+    try:
+        rs.packshot_regions = False
+        resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
+        assert resp.hits[0].product_id == pid
+        assert "best of 2 rows: whole photo, foreground, 0 regions" in resp.hits[0].explanation
+        scene = handle.rank(image=room, top_k=5, no_cache=True, explain=True, region_mode=search_pb2.REGION_MODE_OFF)
+        assert "best of 52 rows" in scene.hits[0].explanation
+    finally:
+        rs.packshot_regions = True
+    resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
+    assert resp.hits[0].product_id == pid and "best of 52 rows" in resp.hits[0].explanation

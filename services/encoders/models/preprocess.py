@@ -167,6 +167,14 @@ def resize_pad(x: torch.Tensor, size: int) -> torch.Tensor:
     return out[0]
 
 
+def _index_views(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The index side's visual views of a decoded (3, H, W) photo: whole, tight foreground crop."""
+    from services.encoders.models.visual import foreground_box
+
+    t, l, b, r = foreground_box(x)
+    return [resize_pad(x, size), resize_pad(x[:, t:b, l:r].contiguous(), size)]
+
+
 class ImagePreprocessor:
     """Turns a batch of encoded images into model input; bad items are reported, not raised."""
 
@@ -203,24 +211,51 @@ class ImagePreprocessor:
                      query_size: int = 448) -> tuple[list[list[torch.Tensor] | None], dict[int, str]]:
         """The views of the ``visual`` descriptor (``services.encoders.models.visual``), each a
         (3, S, S) float [0, 255] tensor: ``index`` = [whole photo, tight foreground crop] at
-        ``index_size``; ``query`` = [whole photo] at ``query_size``. Errors by index."""
+        ``index_size``; ``query`` = [whole photo] at ``query_size``; ``photo`` = index's views
+        then query's (a photo query in one call). Errors by index."""
         from services.encoders.models.scene_windows import SCENE_SIZE
-        from services.encoders.models.visual import foreground_box
 
-        if mode not in ("index", "query", "scene"):
-            raise ValueError(f"visual mode must be 'index', 'query' or 'scene', got {mode!r}")
+        if mode not in ("index", "query", "scene", "photo"):
+            raise ValueError(f"visual mode must be 'index', 'query', 'scene' or 'photo', got {mode!r}")
+        if mode == "photo":
+            return self._photo_views(images, index_size, query_size)
         size = index_size if mode == "index" else SCENE_SIZE if mode == "scene" else query_size
         raw, errors = self.decode_raw(images, size, resize=False)
         out: list[list[torch.Tensor] | None] = [None] * len(images)
         for i, x in enumerate(raw):
-            if x is None:
-                continue
-            if mode != "index":
-                out[i] = [resize_pad(x, size)]
-                continue
-            t, l, b, r = foreground_box(x)
-            out[i] = [resize_pad(x, size), resize_pad(x[:, t:b, l:r].contiguous(), size)]
+            if x is not None:
+                out[i] = _index_views(x, size) if mode == "index" else [resize_pad(x, size)]
         return out, errors
+
+    def _photo_views(self, images: Sequence[bytes], index_size: int,
+                     query_size: int) -> tuple[list[list[torch.Tensor] | None], dict[int, str]]:
+        """``index`` + ``query`` views from one decode wherever that decode is the one each mode
+        would make (no JPEG draft reduction, or the same one at both sizes: every photo of the
+        dev data); a JPEG large enough to be drafted differently at the two sizes is decoded
+        again at the index size, so the views (and vectors) equal the two modes' exactly."""
+        raw, errors = self.decode_raw(images, query_size, resize=False)
+        again = [i for i, x in enumerate(raw) if x is not None and not self._same_decode(images[i], index_size, query_size)]
+        small: dict[int, torch.Tensor | None] = {}
+        if again:
+            dec, errs = self.decode_raw([images[i] for i in again], index_size, resize=False)
+            small = dict(zip(again, dec))
+            errors.update({again[k]: reason for k, reason in errs.items()})
+        out: list[list[torch.Tensor] | None] = [None] * len(images)
+        for i, x in enumerate(raw):
+            xi = small.get(i, x)
+            if x is not None and xi is not None and i not in errors:
+                out[i] = [*_index_views(xi, index_size), resize_pad(x, query_size)]
+        return out, errors
+
+    def _same_decode(self, data: bytes, size_a: int, size_b: int) -> bool:
+        """True when decoding ``data`` for ``size_a`` and for ``size_b`` gives the same pixels:
+        only Pillow's JPEG draft depends on the size (nvJPEG never reduces, but may fall back to
+        Pillow, so the draft sizes decide either way)."""
+        h = _open(data, self.limits)
+        if h.image.format != "JPEG":
+            return True
+        w, hh = h.image.size
+        return draft_box(w, hh, size_a, self.draft_oversample) == draft_box(w, hh, size_b, self.draft_oversample)
 
     def decode_raw(self, images: Sequence[bytes], size: int,
                    resize: bool = True) -> tuple[list[torch.Tensor | None], dict[int, str]]:

@@ -82,6 +82,12 @@ class VectorIndex(Protocol):
     def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
         """Runs all signal queries in one round trip; one candidate list per query."""
 
+    def search_merged(self, queries: list[SignalQuery],
+                      flt: SearchFilter) -> tuple[list[SignalQuery], list[list[Candidate]]]:
+        """``merge_signal_lists(queries, search(queries, flt))``: one query and one candidate list
+        per signal, each product at its best score over that signal's queries (a photo query's
+        visual rows); a backend may get there faster (Edge reads only the kept payloads)."""
+
     def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
         """Payload and stored vectors of the ids present (similar-products and composed queries)."""
 

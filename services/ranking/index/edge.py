@@ -207,10 +207,54 @@ class EdgeIndex:
             return []
         if self._shard is None:
             return [[] for _ in queries]
+        # One planned batch = one round trip into the engine for every signal.
+        results = self._require().query_batch(self._batch(queries, flt, [True] * len(queries)))
+        return [_candidates(res) for res in results]
+
+    def search_merged(self, queries: list[SignalQuery],
+                      flt: SearchFilter) -> tuple[list[SignalQuery], list[list[Candidate]]]:
+        """Exactly ``merge_signal_lists(queries, self.search(queries, flt))``, in one batch.
+
+        Why: reading a hit's payload into Python costs ~30 us; a photo query's 52 ``visual``
+        searches x 50 hits spent ~60-90 ms on payloads of which 50 survive the merge. The
+        searches of a signal with several queries run without payloads, merge by point (best
+        score, first seen on ties, as ``merge_signal_lists``), and only the kept points' payloads
+        are read (one ``retrieve``)."""
+        if not queries:
+            return [], []
+        groups: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            groups.setdefault(q.signal, []).append(i)
+        if self._shard is None:
+            return [queries[g[0]] for g in groups.values()], [[] for _ in groups]
+        shard = self._require()
+        payload = [len(groups[q.signal]) == 1 for q in queries]
+        results = shard.query_batch(self._batch(queries, flt, payload))
+        out_q: list[SignalQuery] = []
+        out_r: list[list[Candidate]] = []
+        for rows in groups.values():
+            q = queries[rows[0]]
+            out_q.append(q)
+            if len(rows) == 1:
+                out_r.append(sorted(_candidates(results[rows[0]]), key=lambda c: -c.score)[: q.limit])
+                continue
+            best: dict = {}
+            for i in rows:
+                for p in results[i]:
+                    key, score = p.id, float(p.score)
+                    if key not in best or score > best[key]:
+                        best[key] = score
+            top = sorted(best.items(), key=lambda kv: -kv[1])[: q.limit]
+            records = shard.retrieve([k for k, _ in top], qe.PayloadSelector.Include(RESULT_PAYLOAD), False)
+            payloads = {r.id: r.payload for r in records}
+            out_r.append([Candidate(pl["product_id"], score, pl) for k, score in top if (pl := payloads.get(k))])
+        return out_q, out_r
+
+    def _batch(self, queries: list[SignalQuery], flt: SearchFilter, payload: list[bool]) -> qe.QueryBatchRequest:
         qfilter = to_edge_filter(flt)
         params = qe.SearchParams(hnsw_ef=self._hnsw_ef)
         requests = []
-        for q in queries:
+        for q, with_payload in zip(queries, payload):
             if q.sparse is not None:
                 vec = qe.SparseVector(q.sparse.indices, q.sparse.values)
             elif q.using in MULTIVECTORS:
@@ -223,16 +267,11 @@ class EdgeIndex:
                     query=qe.Query.Nearest(vec, using=q.using),
                     filter=qfilter,
                     params=params,
-                    with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD),
+                    with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD) if with_payload else False,
                     with_vector=False,
                 )
             )
-        # One planned batch = one round trip into the engine for every signal.
-        results = self._require().query_batch(qe.QueryBatchRequest(requests))
-        return [
-            [Candidate(p.payload["product_id"], float(p.score), p.payload) for p in res if p.payload]
-            for res in results
-        ]
+        return qe.QueryBatchRequest(requests)
 
     def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
         if not product_ids or self._shard is None:
@@ -288,6 +327,15 @@ class EdgeIndex:
                 self._shard.flush()
                 self._shard.close()
                 log.info("edge index closed", extra={"path": str(self._shard_dir)})
+
+
+def _candidates(points) -> list[Candidate]:
+    out = []
+    for p in points:
+        pl = p.payload  # each read converts the whole payload: once per hit
+        if pl:
+            out.append(Candidate(pl["product_id"], float(p.score), pl))
+    return out
 
 
 class _DebouncedOptimizer:

@@ -203,6 +203,13 @@ class ServerIndex:
             for r in responses
         ]
 
+    def search_merged(self, queries: list[SignalQuery],
+                      flt: SearchFilter) -> tuple[list[SignalQuery], list[list[Candidate]]]:
+        """One candidate list per signal (``merge_signal_lists`` over ``search``)."""
+        from services.ranking.query import merge_signal_lists
+
+        return merge_signal_lists(queries, self.search(queries, flt))
+
     def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
         if not product_ids or not self.client.collection_exists(self.collection):
             return {}

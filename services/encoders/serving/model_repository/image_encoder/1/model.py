@@ -8,7 +8,9 @@ Visual (photo->photo) requests add ``VISUAL_MODE`` uint8 [n, 1] (``wire.VISUAL_M
 tight foreground crop at 224 px, from the same backbone pass as EMBEDDING); ``query`` answers
 ``VISUAL`` [n, R, 512] only (the regions of one 448 px pass; ``services.encoders.models.visual``);
 ``scene`` answers ``VISUAL`` [n, 149, 512] (shop the look: the windows of one 640 px pass,
-``services.encoders.models.scene_windows``).
+``services.encoders.models.scene_windows``); ``photo`` answers EMBEDDING and ``VISUAL``
+[n, 2 + R, 512], index's rows then query's, from one decode (a photo query: one request
+instead of two, each of which paid a Triton round trip and decoded the photo again).
 Requests of each mode in a dynamic batch are run together.
 
 Steps: validate and decode every image of the dynamic batch (``preprocess.ImagePreprocessor``:
@@ -134,22 +136,7 @@ class TritonPythonModel(EncoderModelBase):
         if not good:
             return responses
         try:
-            views = [v for k in good for v in batch.decoded[k]]
-            per = len(batch.decoded[good[0]])
-            step = self.max_batch if mode == "index" else max(1, self.max_batch // (16 if mode == "scene" else 8))
-            embs, rows = [], []
-            for s in range(0, len(views), step):
-                pixels = self.pre.normalize(torch.stack(views[s : s + step]))
-                if mode == "index":
-                    e, v = self.encoder.encode_with_visual(pixels)
-                    embs.append(e)
-                    rows.append(v)
-                elif mode == "scene":
-                    rows.append(self.encoder.visual_scene(pixels))
-                else:
-                    rows.append(self.encoder.visual_regions(pixels))
-            vis = torch.cat(rows).reshape(len(good), -1, rows[0].shape[-1])
-            emb = torch.cat(embs)[0::per] if embs else None
+            vis, emb = self._visual_rows([batch.decoded[k] for k in good], mode)
             for r, idx in rows_by_request(batch.owner, good).items():
                 tensors = [pb_utils.Tensor.from_dlpack(wire.VISUAL, to_dlpack(vis[idx].float().contiguous()))]
                 if emb is not None:
@@ -158,6 +145,32 @@ class TritonPythonModel(EncoderModelBase):
         except Exception as e:
             _fail_unanswered(batch, e, self.kind)
         return responses
+
+    def _visual_rows(self, photos: list[list[torch.Tensor]], mode: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(VISUAL (n, K, 512), EMBEDDING (n, dim) or None) of the photos' decoded views.
+
+        ``photo`` runs the index views (whole + foreground, 224 px) and the query view (448 px)
+        exactly as ``index`` and ``query`` would (same graphs, same batches), and joins the rows."""
+        if mode == "photo":
+            vi, emb = self._visual_rows([p[:2] for p in photos], "index")
+            vq, _ = self._visual_rows([p[2:] for p in photos], "query")
+            return torch.cat([vi, vq], dim=1), emb
+        views = [v for p in photos for v in p]
+        per = len(photos[0])
+        step = self.max_batch if mode == "index" else max(1, self.max_batch // (16 if mode == "scene" else 8))
+        embs, rows = [], []
+        for s in range(0, len(views), step):
+            pixels = self.pre.normalize(torch.stack(views[s : s + step]))
+            if mode == "index":
+                e, v = self.encoder.encode_with_visual(pixels)
+                embs.append(e)
+                rows.append(v)
+            elif mode == "scene":
+                rows.append(self.encoder.visual_scene(pixels))
+            else:
+                rows.append(self.encoder.visual_regions(pixels))
+        vis = torch.cat(rows).reshape(len(photos), -1, rows[0].shape[-1])
+        return vis, (torch.cat(embs)[0::per] if embs else None)
 
     def _execute_plain(self, requests: list[Any]) -> list[Any]:
         batch = decode_image_requests(requests, self.pre, self.kind, getattr(self.encoder, "runs", None))
