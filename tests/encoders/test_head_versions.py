@@ -18,6 +18,7 @@ pytest.importorskip("efficientnet_lite_pytorch")
 HEADS = Path(__file__).resolve().parents[2] / "services" / "encoders" / "heads"
 DEFAULT_HEAD = HEADS / "default"
 PREVIOUS_HEAD = HEADS / "head-lite0-v1-0512a3de"  # shipped before colour-histogram heads; kept
+ZERO_SHOT_HEAD = HEADS / "head-lite0-v1-13c898c7"  # the default's MLP + the ConSE part (opt-in, docs/evaluation.md)
 
 
 def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,21 +72,50 @@ def test_previous_head_loads_and_serves_as_before_in_process(tmp_path, monkeypat
     assert cos(enc.encode_pixels(pixels).numpy(), trained).min() >= 0.9999
 
 
-def test_previous_head_serves_through_triton(tmp_path, monkeypatch):
+def _served_by_triton(head_dir: Path, imgs: list[bytes], tmp_path: Path) -> tuple[str, np.ndarray]:
+    """(image version, vectors) of ``imgs`` from a private Triton serving ``head_dir``."""
     from services.encoders.client import EncoderClient
     from services.encoders.serving.launcher import TritonNotFoundError, TritonServer, UnsupportedPlatformError
 
-    imgs, trained = training_pipeline_vectors(PREVIOUS_HEAD, tmp_path, monkeypatch)
     server = TritonServer(http_port=0, grpc_port=0, metrics_port=0, device="cpu", startup_timeout_s=240,
-                          image_head=PREVIOUS_HEAD, work_dir=tmp_path / "work")
+                          image_head=head_dir, work_dir=tmp_path / "work")
     try:
         server.start()
     except (TritonNotFoundError, UnsupportedPlatformError) as e:
         pytest.skip(f"tritonserver unavailable here: {e}")
     try:
         with EncoderClient(server.grpc_url, timeout_s=120) as client:
-            assert client.model_info().image_version == "effnet-lite0+head-lite0-v1-0512a3de"
-            served = client.embed_images(imgs)
+            return client.model_info().image_version, client.embed_images(imgs)
     finally:
         server.stop()
+
+
+def test_previous_head_serves_through_triton(tmp_path, monkeypatch):
+    imgs, trained = training_pipeline_vectors(PREVIOUS_HEAD, tmp_path, monkeypatch)
+    version, served = _served_by_triton(PREVIOUS_HEAD, imgs, tmp_path)
+    assert version == "effnet-lite0+head-lite0-v1-0512a3de"
     assert cos(served, trained).min() >= 0.9999
+
+
+def test_zero_shot_head_is_the_default_mlp_plus_conse(photos):
+    """The opt-in ConSE head (HOMESEARCH_IMAGE_HEAD) keeps the default's MLP exactly and adds the
+    zero-shot term: its vectors differ from the default's, but stay close in direction."""
+    from services.encoders.models.effnet_image import EffNetImageEncoder
+    from services.encoders.models.preprocess import ImagePreprocessor
+
+    default, zs = EffNetImageEncoder(head_dir=DEFAULT_HEAD), EffNetImageEncoder(head_dir=ZERO_SHOT_HEAD)
+    assert default.head.zs is None and zs.head.zs is not None and zs.version == "effnet-lite0+head-lite0-v1-13c898c7"
+    assert zs.head.card.zero_shot["method"] == "conse-v1" and zs.head.zs_mix > 0
+    assert torch.equal(default.head.fc1.weight, zs.head.fc1.weight)
+    pixels, _, _ = ImagePreprocessor(default.pixel_spec, torch.device("cpu"))([photos[n] for n in sorted(photos)])
+    c = cos(default.encode_pixels(pixels).numpy(), zs.encode_pixels(pixels).numpy())
+    assert (c > 0.5).all() and (c < 0.9999).all()
+
+
+def test_zero_shot_head_through_triton_matches_training_pipeline(tmp_path, monkeypatch):
+    """Served by Triton (ONNX engine, export parity-checked against torch), the ConSE head gives
+    the training pipeline's vectors."""
+    imgs, trained = training_pipeline_vectors(ZERO_SHOT_HEAD, tmp_path, monkeypatch)
+    version, served = _served_by_triton(ZERO_SHOT_HEAD, imgs, tmp_path)
+    assert version == "effnet-lite0+head-lite0-v1-13c898c7"
+    assert cos(served, trained).min() >= 0.999

@@ -133,3 +133,58 @@ def test_colour_histogram_head_card(tmp_path):
     (d / "head.json").write_text(json.dumps({k: v for k, v in card.items() if k != "colour_hist_bins"}))
     with pytest.raises(HeadFormatError, match="1280"):
         load_head(d, 1280, 384)
+
+
+def _add_zero_shot(d: Path, classes: int = 7, temperature: float = 2.0, mix: float = 0.5) -> dict:
+    """Turns the head written by ``write_head`` into a ConSE head (card block + the three tensors)."""
+    from safetensors.torch import load_file, save_file
+
+    g = torch.Generator().manual_seed(5)
+    state = load_file(str(d / "head.safetensors"))
+    state["zs_fc.weight"] = torch.randn(classes, 1280, generator=g) * 0.05
+    state["zs_fc.bias"] = torch.randn(classes, generator=g)
+    state["zs_emb"] = torch.nn.functional.normalize(torch.randn(classes, 384, generator=g), dim=-1)
+    save_file(state, str(d / "head.safetensors"))
+    card = json.loads((d / "head.json").read_text())
+    card["zero_shot"] = {"method": "conse-v1", "classes": classes, "temperature": temperature, "mix": mix, "feature_dim": 1280}
+    (d / "head.json").write_text(json.dumps(card))
+    return state
+
+
+def test_zero_shot_head_adds_the_conse_vector(tmp_path):
+    """normalise(mlp) + mix * normalise(softmax(zs_fc(pooled) / t) @ zs_emb), on the pooled features
+    only (not the colour histogram after them), z-scoring applied to the MLP input only."""
+    from services.encoders.models.effnet_image import EffNetImageEncoder
+
+    d = write_head(tmp_path / "h", colour_hist_bins=4)
+    state = _add_zero_shot(d)
+    head = load_head(d, 1280, 384)
+    assert head.zs is not None and head.zs_mix == 0.5
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(3, 1344, generator=g)
+    mlp = head.fc2(head.act(head.fc1((x - 0.1) / 2.0)))
+    p = torch.softmax((x[:, :1280] @ state["zs_fc.weight"].T + state["zs_fc.bias"]) / 2.0, dim=-1)
+    want = torch.nn.functional.normalize(mlp, dim=-1) + 0.5 * torch.nn.functional.normalize(p @ state["zs_emb"], dim=-1)
+    assert torch.allclose(head(x), want, atol=1e-5)
+    enc = EffNetImageEncoder(head_dir=d)
+    v = enc.encode_pixels(torch.rand(2, 3, 224, 224, generator=g) * 2 - 1)
+    assert v.shape == (2, 384) and torch.allclose(v.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_zero_shot_card_errors(tmp_path):
+    d = write_head(tmp_path / "h")
+    _add_zero_shot(d)
+    card = json.loads((d / "head.json").read_text())
+    for bad, match in (({"method": "conse-v9"}, "conse-v9"), ({"temperature": 0}, "out of range"),
+                       ({"classes": 8}, "cannot load head weights")):
+        (d / "head.json").write_text(json.dumps({**card, "zero_shot": {**card["zero_shot"], **bad}}))
+        with pytest.raises(HeadFormatError, match=match):
+            load_head(d, 1280, 384)
+    zs = dict(card["zero_shot"])
+    del zs["mix"]
+    (d / "head.json").write_text(json.dumps({**card, "zero_shot": zs}))
+    with pytest.raises(HeadFormatError, match="mix"):
+        load_head(d, 1280, 384)
+    (d / "head.json").write_text(json.dumps({k: v for k, v in card.items() if k != "zero_shot"}))
+    with pytest.raises(HeadFormatError, match="cannot load head weights"):  # zs tensors without the card block
+        load_head(d, 1280, 384)

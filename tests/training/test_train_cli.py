@@ -109,13 +109,11 @@ def test_train_writes_a_head_the_server_loads(tmp_path, monkeypatch):
     assert [p.name for p in out2.iterdir()] == [d.name]
 
 
-def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
-    """`--colour-hist 4` writes a card declaring the histogram input; the serving image tower loads
-    it and feeds it exactly the histogram training used (the shared services.encoders.models.colour)."""
+def _servable_setup(tmp_path, monkeypatch):
+    """Fake backbone features, a private cache, the synthetic catalog and the serving tower classes
+    (skips where the encoders' image tower is not present)."""
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
     from services.encoders.training import features as F
-    from services.encoders.training.cli import main
-    from services.encoders.training.head import load_head
 
     try:
         from services.encoders.models.effnet_image import EffNetImageEncoder
@@ -123,7 +121,17 @@ def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
     except ImportError:
         pytest.skip("encoders' image tower not present")
     monkeypatch.setattr(F, "extract_views", _fake_views)
-    catalog = _catalog(tmp_path)
+    return _catalog(tmp_path), EffNetImageEncoder, ImagePreprocessor
+
+
+def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
+    """`--colour-hist 4` writes a card declaring the histogram input; the serving image tower loads
+    it and feeds it exactly the histogram training used (the shared services.encoders.models.colour)."""
+    catalog, EffNetImageEncoder, ImagePreprocessor = _servable_setup(tmp_path, monkeypatch)
+    from services.encoders.training import features as F
+    from services.encoders.training.cli import main
+    from services.encoders.training.head import load_head
+
     out = tmp_path / "heads"
     assert main(["--catalog", str(catalog), "--out", str(out), "--epochs", "2", "--batch-size", "8",
                  "--heldout-fraction", "0.5", "--colour-hist", "4", "--quiet"]) == 0
@@ -142,3 +150,36 @@ def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
     ours, _ = load_head(d)
     mine = ours(torch.from_numpy(served_inputs))
     assert torch.allclose(mine, enc.encode_pixels(pixels), atol=1e-5)
+
+
+def test_zero_shot_head_is_servable_and_init_head_reuses_the_mlp(tmp_path, monkeypatch):
+    """`--zero-shot` fits the ConSE part on dev queries and writes it into the head; the serving
+    tower computes the same vectors as the training-side head. `--init-head` keeps the given MLP."""
+    catalog, EffNetImageEncoder, ImagePreprocessor = _servable_setup(tmp_path, monkeypatch)
+    from services.encoders.training import features as F
+    from services.encoders.training.cli import main
+    from services.encoders.training.head import load_head
+
+    base = ["--catalog", str(catalog), "--epochs", "2", "--batch-size", "8", "--heldout-fraction", "0.5",
+            "--colour-hist", "4", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "plain")]) == 0
+    (plain,) = list((tmp_path / "plain").iterdir())
+    assert main(base + ["--out", str(tmp_path / "zs"), "--init-head", str(plain), "--zero-shot"]) == 0
+    (d,) = list((tmp_path / "zs").iterdir())
+    assert d.name != plain.name  # the ConSE tensors are part of the version
+    card = json.loads((d / "head.json").read_text())
+    zs = card["zero_shot"]
+    assert zs["method"] == "conse-v1" and zs["classes"] == len(zs["imagenet_indices"]) > 50
+    assert zs["temperature"] > 0 and zs["mix"] >= 0 and card["zero_shot_dev_grid"]
+
+    ours, _ = load_head(d)
+    mlp, _ = load_head(plain)
+    assert torch.equal(ours.fc1.weight, mlp.fc1.weight)  # --init-head: same MLP
+    prods = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
+    enc = EffNetImageEncoder(head_dir=d)
+    pixels, ok, _ = ImagePreprocessor(enc.pixel_spec, torch.device("cpu"))(
+        [(catalog.parent / p["image"]).read_bytes() for p in prods])
+    served = enc.encode_pixels(pixels)
+    assert torch.allclose(ours(torch.from_numpy(enc.head_inputs(pixels).numpy())), served, atol=1e-5)
+    if zs["mix"] > 0:
+        assert not torch.allclose(mlp(torch.from_numpy(enc.head_inputs(pixels).numpy())), served, atol=1e-3)

@@ -28,6 +28,16 @@ followed by the B**3 colour histogram of the same preprocessed (padded) image
 the histogram definition and must be the one this code implements. A card without the field
 (every head before it) takes the 1280 features only, as before.
 
+Zero-shot part (optional, ``"zero_shot": {"method": "conse-v1", "classes": K, "temperature": t,
+"mix": a, "feature_dim": 1280, "class_names": [...]}``): ConSE (Norouzi et al. 2014). The weights
+then also hold ``zs_fc.weight`` (K, 1280) / ``zs_fc.bias`` (K,) = the rows of the backbone's own
+ImageNet classifier for K home/furniture classes, and ``zs_emb`` (K, output_dim) = the e5 passage
+embeddings of those classes' names (English and Chinese, averaged). The head's vector is then
+``normalise(mlp) + a * normalise(softmax(zs_fc(features) / t) @ zs_emb)`` (then L2-normalised by
+the tower as always): the trained MLP knows the training product lines, the class part gives a
+text-space vector for product types it never saw. Why the classifier rows live in the head: the
+head stays one self-contained file the ONNX export and the version hash cover.
+
 Without a head directory a deterministic, seeded random linear projection is served and
 labelled ``untrained-random-v0``: vectors are stable across restarts and machines (so caches
 stay valid) but carry no cross-modal meaning, which the version string makes visible.
@@ -69,6 +79,7 @@ class HeadCard:
     pixels: dict = field(default_factory=dict)
     weights: str = "head.safetensors"
     colour_hist_bins: int = 0  # > 0: input = backbone features + bins**3 colour histogram
+    zero_shot: dict = field(default_factory=dict)  # ConSE part, see the module docstring; {} = none
 
     @property
     def extra_dim(self) -> int:
@@ -95,6 +106,7 @@ class HeadCard:
                 pixels=dict(raw.get("pixels") or {}),
                 weights=str(raw.get("weights", "head.safetensors")),
                 colour_hist_bins=int(raw.get("colour_hist_bins", 0) or 0),
+                zero_shot=dict(raw.get("zero_shot") or {}),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise HeadFormatError(f"{directory / CARD_NAME}: bad or missing field: {e}") from None
@@ -106,6 +118,8 @@ class HeadCard:
             method = raw.get("colour_hist_method", COLOUR_HIST_METHOD)
             if method != COLOUR_HIST_METHOD:
                 raise HeadFormatError(f"colour_hist_method {method!r} is not implemented here ({COLOUR_HIST_METHOD!r})")
+        if card.zero_shot:
+            _check_zero_shot(card)
         if card.arch_type not in ("mlp", "linear"):
             raise HeadFormatError(f"unknown head architecture {card.arch_type!r}")
         for name, vec in (("mean", card.feature_mean), ("std", card.feature_std)):
@@ -114,8 +128,40 @@ class HeadCard:
         return card
 
 
+ZERO_SHOT_METHOD = "conse-v1"
+
+
+def _check_zero_shot(card: HeadCard) -> None:
+    zs = card.zero_shot
+    try:
+        method, k, t, a, fdim = zs["method"], int(zs["classes"]), float(zs["temperature"]), float(zs["mix"]), int(zs["feature_dim"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise HeadFormatError(f"zero_shot: bad or missing field: {e}") from None
+    if method != ZERO_SHOT_METHOD:
+        raise HeadFormatError(f"zero_shot.method {method!r} is not implemented here ({ZERO_SHOT_METHOD!r})")
+    if k < 1 or t <= 0 or a < 0 or not 0 < fdim <= card.input_dim:
+        raise HeadFormatError(f"zero_shot: classes {k}, temperature {t}, mix {a}, feature_dim {fdim} out of range")
+
+
+class ZeroShotPart(nn.Module):
+    """ConSE: softmax over K ImageNet classes (the backbone's classifier rows) -> expected e5
+    embedding of the class names. Plain linear/softmax/matmul, so it exports to ONNX."""
+
+    def __init__(self, feature_dim: int, classes: int, output_dim: int, temperature: float) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.temperature = float(temperature)
+        self.zs_fc = nn.Linear(feature_dim, classes)
+        self.register_buffer("zs_emb", torch.zeros(classes, output_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(self.zs_fc(features[:, : self.feature_dim]) / self.temperature, dim=-1)
+        return nn.functional.normalize(p @ self.zs_emb, dim=-1)
+
+
 class ProjectionHead(nn.Module):
-    """z-score (optional) -> MLP (Linear, GELU, Linear) or Linear -> unnormalised vector."""
+    """z-score (optional) -> MLP (Linear, GELU, Linear) or Linear -> unnormalised vector
+    (+ the ConSE part when the card has ``zero_shot``)."""
 
     def __init__(self, card: HeadCard) -> None:
         super().__init__()
@@ -130,12 +176,25 @@ class ProjectionHead(nn.Module):
             self.fc2 = nn.Linear(card.hidden_dim, card.output_dim)
         else:
             self.fc = nn.Linear(card.input_dim, card.output_dim, bias=True)
+        self.zs: ZeroShotPart | None = None
+        self.zs_mix = 0.0
+        if card.zero_shot:
+            zs = card.zero_shot
+            self.zs = ZeroShotPart(int(zs["feature_dim"]), int(zs["classes"]), card.output_dim, float(zs["temperature"]))
+            self.zs_mix = float(zs["mix"])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features - self.feature_mean) / self.feature_std
-        if self.card.arch_type == "mlp":
-            return self.fc2(self.act(self.fc1(x)))
-        return self.fc(x)
+        out = self.fc2(self.act(self.fc1(x))) if self.card.arch_type == "mlp" else self.fc(x)
+        if self.zs is None:
+            return out
+        return nn.functional.normalize(out, dim=-1) + self.zs_mix * self.zs(features)
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Strict load; the ConSE tensors are stored flat (``zs_fc.weight``, ``zs_emb``) in the file."""
+        if self.zs is not None:
+            state = {(f"zs.{k}" if k.startswith("zs_") else k): v for k, v in state.items()}
+        self.load_state_dict(state, strict=True)
 
 
 def random_head(input_dim: int, output_dim: int) -> ProjectionHead:
@@ -176,7 +235,7 @@ def load_head(directory: Path | None, input_dim: int, output_dim: int) -> Projec
             state = load_file(str(wpath))
         else:
             state = torch.load(wpath, map_location="cpu", weights_only=True)
-        head.load_state_dict(state, strict=True)
+        head.load_weights(state)
     except (OSError, RuntimeError, ValueError) as e:
         raise HeadFormatError(f"{wpath}: cannot load head weights: {e}") from None
     log.info("loaded trained image head", extra={"head_dir": str(directory), "head_version": card.version})

@@ -40,7 +40,7 @@ def head_version_string(head, backbone: str) -> str:
     for k, v in sorted(head.state_dict().items()):
         if k != "logit_scale":
             digest.update(k.encode())
-            digest.update(v.detach().to(torch.float16 if k.startswith("fc") else torch.float32).numpy().tobytes())
+            digest.update(v.detach().to(torch.float16 if k.startswith(("fc", "zs_")) else torch.float32).numpy().tobytes())
     return f"head-{backbone}-v1-{digest.hexdigest()[:8]}"
 
 
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--heldout-fraction", type=float, default=0.2)
     ap.add_argument("--colour-hist", type=int, default=0, metavar="BINS", help="concatenate a BINS^3 colour histogram (0 = off)")
+    ap.add_argument("--init-head", type=Path, metavar="DIR",
+                    help="take the MLP of this head directory instead of training one (e.g. to add --zero-shot to a "
+                         "shipped head); its split and settings must be the ones given here")
+    ap.add_argument("--zero-shot", action="store_true",
+                    help="add the ConSE zero-shot part (ImageNet classifier x e5 class names, training.zero_shot); "
+                         "its temperature and mix are chosen on the split's dev queries")
     ap.add_argument("--positives", choices=["colour_category", "caption", "none"], default="colour_category")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-save", action="store_true", help="evaluate only, write no head")
@@ -138,9 +144,36 @@ def main(argv: list[str] | None = None) -> int:
         return {"heldout_r10": evaluate_scores(s, h.gallery_ids, h.qrels)["recall@10"]}
 
     t = time.perf_counter()
-    head, log = train_head(views[train_idx], cap_emb[train_idx], keys, cfg, progress=progress,
-                           eval_fn=eval_fn if args.split != "none" else None)
+    if args.init_head:
+        from services.encoders.training.head import load_head
+
+        head, init_card = load_head(args.init_head)
+        if head.zero_shot or head.fc1.in_features != views.shape[-1]:
+            print(f"homesearch train: {args.init_head} is not a plain head for these inputs "
+                  f"({head.fc1.in_features} inputs, zero_shot={bool(head.zero_shot)})", file=sys.stderr)
+            return 2
+        log = [{"init_head": init_card["version"], "its_training_log": init_card.get("training_log", [])}]
+    else:
+        head, log = train_head(views[train_idx], cap_emb[train_idx], keys, cfg, progress=progress,
+                               eval_fn=eval_fn if args.split != "none" else None)
     timings["train_s"] = round(time.perf_counter() - t, 1)
+
+    zero_shot_grid: list[dict] = []
+    if args.zero_shot:
+        if args.split == "none" or not h.query_text:
+            print("homesearch train: --zero-shot chooses its mix on dev queries: needs --split heldout|type", file=sys.stderr)
+            return 2
+        from services.encoders.training import zero_shot as Z
+
+        t = time.perf_counter()
+        zs = Z.class_tensors(F.load_backbone(cfg.backbone))
+        pad = views[h.gallery_idx][:, 0]  # the served view
+        dev = h.subset(part="dev")
+        choice = Z.choose_mix(embed_images(head, pad), pad, zs, q_emb[dev], h.gallery_ids, [h.qrels[i] for i in dev])
+        head.attach_zero_shot(torch.from_numpy(zs.weight), torch.from_numpy(zs.bias), torch.from_numpy(zs.class_emb),
+                              Z.card_block(zs, choice))
+        zero_shot_grid = choice.grid
+        timings["zero_shot_s"] = round(time.perf_counter() - t, 1)
 
     metrics: dict = {}
     if h.query_text:
@@ -164,12 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"catalog": str(catalog_path), "products": len(cat), "train_products": len(train_idx),
                  "queries": str(args.queries or catalog_path.with_name("queries.jsonl"))},
         "split": {"kind": args.split, **h.split.summary()},
-        "settings": asdict(cfg),
+        "settings": {**asdict(cfg), "zero_shot": bool(args.zero_shot),
+                     **({"init_head": str(args.init_head)} if args.init_head else {})},
         "config_hash": config_hash(cfg),
         "serving_notes": {"preprocessing": pre_src,
                           "pooling": "global average of extract_features -> 1280"
                                      + (f", then + {cfg.colour_hist_bins}^3 colour histogram of the padded view "
-                                        "(services.encoders.models.colour), z-scored together" if cfg.colour_hist_bins else ""),
+                                        "(services.encoders.models.colour), z-scored together" if cfg.colour_hist_bins else "")
+                                     + ("; + ConSE zero-shot vector (card zero_shot, training.zero_shot)" if args.zero_shot else ""),
                           "eval_views_in_metrics": "text_to_image = mean of pooled features of the padded image and its "
                                                    "mirror; text_to_image_pad_view_only = what a single forward serves",
                           "colour_hist_bins": cfg.colour_hist_bins,
@@ -177,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "text_tower_check": text_check,
         "metrics": metrics,
         "training_log": log,
+        **({"zero_shot_dev_grid": zero_shot_grid} if zero_shot_grid else {}),
         "timings": timings,
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()},
     }

@@ -13,6 +13,11 @@ reference): a directory ``services/encoders/heads/<version>/`` holding
   dropout are training-only.
 
 Serving: (pooled - mean) / std -> fc1 -> GELU (exact erf) -> fc2 -> L2 normalise.
+
+With a zero-shot (ConSE) part attached (:meth:`ProjectionHead.attach_zero_shot`, fitted by
+``training.zero_shot``) the file also holds ``zs_fc.weight``/``zs_fc.bias`` (ImageNet classifier
+rows) and ``zs_emb`` (class-name e5 embeddings), the card a ``zero_shot`` block, and the vector is
+normalise(normalise(mlp) + mix * normalise(softmax(zs_fc(pooled) / t) @ zs_emb)), as served.
 """
 
 from __future__ import annotations
@@ -36,10 +41,27 @@ class ProjectionHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden, out_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(1 / 0.07)))))
+        self.zero_shot: dict = {}  # card block of the attached ConSE part; {} = none
+
+    def attach_zero_shot(self, fc_weight: torch.Tensor, fc_bias: torch.Tensor, class_emb: torch.Tensor,
+                         card: dict) -> None:
+        """Adds the ConSE part (frozen tensors; ``card``: method, temperature, mix, feature_dim, ...)."""
+        self.register_buffer("zs_fc_weight", fc_weight.float().contiguous())
+        self.register_buffer("zs_fc_bias", fc_bias.float().contiguous())
+        self.register_buffer("zs_emb", class_emb.float().contiguous())
+        self.zero_shot = {**card, "classes": int(fc_weight.shape[0])}
+
+    def zero_shot_vectors(self, feats: torch.Tensor) -> torch.Tensor:
+        zs = self.zero_shot
+        logits = feats[:, : int(zs["feature_dim"])] @ self.zs_fc_weight.T + self.zs_fc_bias
+        p = torch.softmax(logits / float(zs["temperature"]), dim=-1)
+        return nn.functional.normalize(p @ self.zs_emb, dim=-1)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = (feats - self.feature_mean) / self.feature_std
-        x = self.fc2(self.drop(nn.functional.gelu(self.fc1(x))))
+        x = nn.functional.normalize(self.fc2(self.drop(nn.functional.gelu(self.fc1(x)))), dim=-1)
+        if self.zero_shot:
+            x = x + float(self.zero_shot["mix"]) * self.zero_shot_vectors(feats)
         return nn.functional.normalize(x, dim=-1)
 
 
@@ -52,7 +74,10 @@ def save_head(head: ProjectionHead, directory: Path, card: dict, dtype: torch.dt
 
     directory.mkdir(parents=True, exist_ok=True)
     sd = head.state_dict()
-    tensors = {k: sd[k].detach().to(dtype).contiguous() for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
+    names = {k: k for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
+    if head.zero_shot:  # stored under the serving names (image_head.ZeroShotPart)
+        names.update({"zs_fc.weight": "zs_fc_weight", "zs_fc.bias": "zs_fc_bias", "zs_emb": "zs_emb"})
+    tensors = {out: sd[k].detach().to(dtype).contiguous() for out, k in names.items()}
     save_file(tensors, str(directory / "head.safetensors"), metadata={"format": HEAD_FORMAT, "version": str(card["version"])})
     (directory / "head.safetensors").chmod(0o644)
     full = {
@@ -61,6 +86,7 @@ def save_head(head: ProjectionHead, directory: Path, card: dict, dtype: torch.dt
                          "activation": "gelu", "output_dim": int(head.fc2.out_features)},
         "feature_norm": {"mean": [float(x) for x in head.feature_mean], "std": [float(x) for x in head.feature_std]},
         "weights": "head.safetensors",
+        **({"zero_shot": head.zero_shot} if head.zero_shot else {}),
         **card,
     }
     (directory / "head.json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
@@ -79,7 +105,10 @@ def load_head(directory: Path) -> tuple[ProjectionHead, dict]:
     norm = card["feature_norm"]
     head = ProjectionHead(a["input_dim"], a["hidden_dim"], a["output_dim"], 0.0,
                           torch.tensor(norm["mean"]), torch.tensor(norm["std"]))
-    missing, unexpected = head.load_state_dict(load_file(str(directory / card.get("weights", "head.safetensors"))), strict=False)
-    if unexpected or set(missing) - {"feature_mean", "feature_std", "logit_scale"}:
+    state = load_file(str(directory / card.get("weights", "head.safetensors")))
+    if card.get("zero_shot"):
+        head.attach_zero_shot(state.pop("zs_fc.weight"), state.pop("zs_fc.bias"), state.pop("zs_emb"), card["zero_shot"])
+    missing, unexpected = head.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"feature_mean", "feature_std", "logit_scale", "zs_fc_weight", "zs_fc_bias", "zs_emb"}:
         raise ValueError(f"{directory}: weights do not match: missing={missing} unexpected={unexpected}")
     return head.eval(), card
