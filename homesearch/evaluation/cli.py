@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
 
     catalog_path = Path(args.catalog).resolve()
     qpath = Path(args.queries).resolve() if args.queries else catalog_path.with_name("queries.jsonl")
-    catalog, queries = load_jsonl(catalog_path), load_jsonl(qpath)
+    catalog = load_jsonl(catalog_path)
+    queries = [] if args.implicit_material else load_jsonl(qpath)  # the material set builds its own
     queries = [q for q in queries if q.get(args.text_field) or q.get("image")]
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
     split = None
