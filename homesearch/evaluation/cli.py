@@ -33,6 +33,16 @@ asks for ten such products, the set where R@10 (not only R@1) needs the colour. 
 counts (``implicit_colour``). With --index it indexes that catalog first; without, the stack must already
 hold it (an earlier ``--index --implicit-colour`` run with the same --subset/--split).
 
+--implicit-material is the implicit-material set: the gallery (the catalog, or the --subset held-out
+products) is indexed without material words in titles, descriptions and the ``color`` attribute
+(``sets.strip_material_words``: IKEA names the material there, "oak veneer"), and queried with
+``<material> <type>`` built from the gallery's own text before stripping (``sets.implicit_material_queries``:
+one per category and material label, only categories holding products of another material;
+--min-material-distractors N asks for N). Fused, text alone (``text``) and photo only (``image``)
+run in the same invocation on the same index, reported overall, by query part (dev / test: a hash
+of the category, so the two never share a type) and by material (``implicit_material``). --queries
+and --signals do not apply.
+
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
 each photo has one relevant product). Without --index, --subset restricts only the queries: against a
 stack holding the whole catalog, ``--subset heldout`` scores the photos of held-out products against
@@ -74,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="honest implicit-attribute set: no colour in the indexed text, colour-decisive queries only")
     ap.add_argument("--min-colour-distractors", type=int, default=1, metavar="N",
                     help="with --implicit-colour: the category must hold N other-colour products (10: R@10 needs the colour)")
+    ap.add_argument("--implicit-material", action="store_true",
+                    help="implicit-material set: no material words indexed, <material> <type> queries; fused, text and photo in one run")
+    ap.add_argument("--min-material-distractors", type=int, default=1, metavar="N",
+                    help="with --implicit-material: the category must hold N products of another material")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
@@ -128,12 +142,20 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
     from tqdm import tqdm
 
     from homesearch.evaluation.metrics import METRIC_NAMES, evaluate, query_metrics
-    from homesearch.evaluation.sets import colour_decisive, strip_attributes, strip_colour_words, write_catalog
+    from homesearch.evaluation.sets import (
+        colour_decisive,
+        implicit_material_queries,
+        strip_attributes,
+        strip_colour_words,
+        strip_material_words,
+        write_catalog,
+    )
     from homesearch.evaluation.split import load_jsonl, make_split
 
     catalog_path = Path(args.catalog).resolve()
     qpath = Path(args.queries).resolve() if args.queries else catalog_path.with_name("queries.jsonl")
-    catalog, queries = load_jsonl(catalog_path), load_jsonl(qpath)
+    catalog = load_jsonl(catalog_path)
+    queries = [] if args.implicit_material else load_jsonl(qpath)  # the material set builds its own
     queries = [q for q in queries if q.get(args.text_field) or q.get("image")]
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
     split = None
@@ -161,17 +183,26 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
                     "min_colour_distractors": args.min_colour_distractors}
         queries = [q for q in queries if q["id"] in decisive]
         qrels = {q["id"]: qrels[q["id"]] for q in queries}
+    if args.implicit_material:
+        if args.implicit_colour or args.strip_attribute or args.signals:
+            raise SystemExit("homesearch eval: --implicit-material runs its own signals on its own index")
+        queries = implicit_material_queries(catalog, args.min_material_distractors)
+        if args.subset in ("dev", "test"):
+            queries = [q for q in queries if q["part"] == args.subset]
+        qrels = {q["id"]: q["relevant"] for q in queries}
+        catalog = strip_material_words(catalog)
+        implicit = {"queries": len(queries), "min_material_distractors": args.min_material_distractors}
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
                     "split": args.split if split is not None else None, "stripped_attributes": args.strip_attribute,
                     "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
     if implicit:
-        report["implicit_colour"] = implicit
+        report["implicit_material" if args.implicit_material else "implicit_colour"] = implicit
     if args.index:
         from services.ranking.ingest.cli import main as index_main
 
         with tempfile.TemporaryDirectory() as tmp:
             sub = catalog_path
-            if args.subset != "all" or args.strip_attribute or args.implicit_colour:  # a rewritten catalog, absolute image paths
+            if args.subset != "all" or args.strip_attribute or args.implicit_colour or args.implicit_material:  # a rewritten catalog, absolute image paths
                 sub = write_catalog(catalog, catalog_path.parent, Path(tmp) / "catalog.jsonl")
             t = time.perf_counter()
             # The index CLI prints its summary on stdout: keep stdout for the report (--json).
@@ -186,6 +217,8 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         from homesearch.client import HomesearchClient
 
         client_factory = lambda: HomesearchClient(args.gateway, api_key=args.api_key, timeout_s=args.timeout_s)  # noqa: E731
+    if args.implicit_material:
+        return _material_report(args, report, queries, qrels, client_factory)
     fusion = fusion_for(args.signals, args.fusion_method)
     runs: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
@@ -239,6 +272,53 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
                 print(f"  {name}: n={m['n']} R@1={m['recall@1']:.3f} R@10={m['recall@10']:.3f} "
                       f"MRR@10={m['mrr@10']:.3f} nDCG@10={m['ndcg@10']:.3f}")
     return 1 if errors and len(errors) == len(queries) else 0
+
+
+def _run(client, queries: list[dict], fusion, args) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Ranked ids per query (and errors) of one fusion setting."""
+    runs: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    for q in queries:
+        try:
+            res = _search_with_retry(client, args.retries, text=q["text"], top_k=args.top_k, fusion=fusion, no_cache=True)
+        except Exception as e:  # noqa: BLE001 - a failed query scores zero and is reported
+            errors[q["id"]] = str(e)[:200]
+            continue
+        runs[q["id"]] = res.product_ids
+    return runs, errors
+
+
+def _material_report(args, report: dict, queries: list[dict], qrels: dict[str, list[str]], client_factory) -> int:
+    """The implicit-material set: fused, text alone and photo only on the same index, in one run."""
+    from homesearch.evaluation.metrics import evaluate
+
+    systems = {"fused": fusion_for(None, args.fusion_method), "text": fusion_for("text", args.fusion_method),
+               "photo": fusion_for("image", args.fusion_method)}
+    groups = {"all": [q["id"] for q in queries]}
+    for key in ("part", "material"):
+        for q in queries:
+            groups.setdefault(f"{key}:{q[key]}", []).append(q["id"])
+    client = client_factory()
+    n_errors = 0
+    try:
+        for name, fusion in systems.items():
+            runs, errors = _run(client, queries, fusion, args)
+            n_errors += len(errors)
+            report[name] = {g: evaluate(runs, {i: qrels[i] for i in ids}) for g, ids in sorted(groups.items())}
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()
+    report["errors"] = n_errors
+    report["query_examples"] = [q["text"] for q in queries[:8]]
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for g in sorted(groups):
+            row = " | ".join(f"{s} R@1 {report[s][g]['recall@1']:.3f} R@10 {report[s][g]['recall@10']:.3f} "
+                             f"nDCG {report[s][g]['ndcg@10']:.3f}" for s in systems)
+            print(f"{g} (n={len(groups[g])}): {row}")
+    return 1 if n_errors and n_errors == len(queries) * len(systems) else 0
 
 
 if __name__ == "__main__":

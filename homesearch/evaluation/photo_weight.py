@@ -1,8 +1,12 @@
-"""Chooses the photo-colour boost weight (``FusionDefaults.photo_colour_weight``) on dev queries,
-from one pass of live searches.
+"""Chooses a photo boost weight (``FusionDefaults.photo_colour_weight``, or with ``--boost material``
+``photo_material_weight``) on dev queries, from one pass of live searches.
 
   python -m homesearch.evaluation.photo_weight --gateway HOST:PORT --catalog ../shared/data/ikea/catalog.jsonl \\
-      --subset dev [--split line|type] [--implicit-colour] [--queries Q.jsonl --text-field text]
+      --subset dev [--split line|type] [--implicit-colour | --implicit-material] [--boost colour|material]
+      [--queries Q.jsonl --text-field text]
+
+--implicit-material replays the dev part of ``homesearch eval --implicit-material`` (the stack must hold that
+stripped index; --subset all|dev|test then picks the gallery as there and the query part).
 
 Each query is sent once with ``explain`` and ``top_k`` 16 (service-default fusion; the candidate
 pool, and so the normalised scores, are those of a top-10 search). The served
@@ -20,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8)
 # 16, not more: the service fetches max(50, 3 * top_k) candidates per signal and min-max normalises
 # over them, so a larger top_k would change the fused scores being re-weighted.
 TOP_K = 16
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from homesearch.client import HomesearchClient
     from homesearch.evaluation.cli import _search_with_retry
     from homesearch.evaluation.metrics import evaluate
-    from homesearch.evaluation.sets import colour_decisive
+    from homesearch.evaluation.sets import colour_decisive, implicit_material_queries
     from homesearch.evaluation.split import load_jsonl, make_split
 
     ap = argparse.ArgumentParser(prog="python -m homesearch.evaluation.photo_weight", description=__doc__,
@@ -41,25 +45,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-field", default="text")
     ap.add_argument("--subset", choices=["dev", "test", "all"], default="dev",
                     help="test only to report the served weight against 0 in the same run, never to choose")
-    ap.add_argument("--split", choices=["line", "type"], default="line")
+    ap.add_argument("--split", choices=["line", "type", "none"], default="line",
+                    help="none: the whole catalog is the gallery (with --implicit-material; --subset picks the query part)")
     ap.add_argument("--implicit-colour", action="store_true", help="score only the colour-decisive queries")
-    ap.add_argument("--served-weight", type=float, default=None, help="the stack's photo_colour_weight (default: config)")
+    ap.add_argument("--implicit-material", action="store_true", help="the implicit-material queries (dev part)")
+    ap.add_argument("--boost", choices=["colour", "material"], default="colour", help="which boost's weight to vary")
+    ap.add_argument("--served-weight", type=float, default=None, help="the stack's weight of that boost (default: config)")
     args = ap.parse_args(argv)
     from services.ranking.config import FusionDefaults
 
-    served = FusionDefaults().photo_colour_weight if args.served_weight is None else args.served_weight
+    d = FusionDefaults()
+    served = (d.photo_colour_weight if args.boost == "colour" else d.photo_material_weight) if args.served_weight is None \
+        else args.served_weight
+    key = "photo_color_boost" if args.boost == "colour" else "photo_material_boost"
     cpath = Path(args.catalog).resolve()
     catalog = load_jsonl(cpath)
     queries = load_jsonl(Path(args.queries) if args.queries else cpath.with_name("queries.jsonl"))
     queries = [q for q in queries if q.get(args.text_field)]
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
-    if args.subset != "all":
+    if args.subset != "all" and not (args.implicit_material and args.split == "none"):
         split = make_split(catalog, queries, by=args.split)
         keep = set(split.products("dev", "test"))
         catalog = [p for p in catalog if p["id"] in keep]
         queries = [q for q in queries if split.query_part.get(q["id"]) == args.subset]
         qrels = {q["id"]: split.query_relevant[q["id"]] for q in queries}
-    if args.implicit_colour:
+    if args.implicit_material:
+        queries = [q for q in implicit_material_queries(catalog) if args.subset == "all" or q["part"] == args.subset]
+        qrels = {q["id"]: q["relevant"] for q in queries}
+    elif args.implicit_colour:
         decisive = colour_decisive(queries, qrels, catalog, args.text_field)
         queries = [q for q in queries if q["id"] in decisive]
     client = HomesearchClient(args.gateway, timeout_s=60)
@@ -68,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         res = _search_with_retry(client, 5, text=q[args.text_field], top_k=TOP_K, explain=True, no_cache=True)
         pool = []
         for h in res.hits:
-            b = h.signal_scores.get("photo_color_boost", 0.0)
+            b = h.signal_scores.get(key, 0.0)
             pool.append((h.product_id, h.score - b, b / served if served > 0 else 0.0))
         pools[q["id"]] = pool
     out = {"n": len(queries), "served_weight": served, "weights": {}}

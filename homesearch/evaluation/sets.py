@@ -115,3 +115,86 @@ def colour_decisive(queries: Sequence[dict], qrels: dict[str, list[str]], catalo
                 out.add(q["id"])
                 break
     return out
+
+
+# --- implicit material ----------------------------------------------------------------------------
+# The English word an implicit-material query uses for each label ("<word> <type>").
+MATERIAL_QUERY_WORD = {"wood": "wooden", "metal": "metal", "glass": "glass", "rattan": "rattan", "fabric": "fabric",
+                       "ceramic": "ceramic", "plastic": "plastic"}
+
+
+# Glossary renderings of material terms that are colours or ordinary words on their own.
+_NOT_MATERIAL = {"white", "natural", "soft", "down", "handmade", "mirror"}
+
+
+def material_terms() -> list[str]:
+    """English material words to strip: every phrase of the photo-material table (including the
+    non-material look phrases such as "oak effect", which still give the look away) and the
+    glossary's material terms, longest first."""
+    from services.ranking.language.glossary import get_glossary
+    from services.ranking.material_words import MATERIAL_WORDS
+
+    terms = set(MATERIAL_WORDS)
+    for e in get_glossary().entries:
+        if e.kind == "material":
+            terms.add(e.en.lower())
+            terms.update(a.lower() for a in e.alts)
+    return sorted((t for t in terms if len(t) > 2 and t not in _NOT_MATERIAL), key=len, reverse=True)
+
+
+def strip_material_words(catalog: Sequence[dict]) -> list[dict]:
+    """Copies of the products with every material word removed from title, description and the
+    ``color`` / ``material`` attributes (IKEA states the material in ``color``: "oak veneer"), so
+    only the photo can tell the material. The category is kept: it is the type the query names
+    (categories that name a material are left out of the queries, ``implicit_material_queries``)."""
+    import re
+
+    pat = re.compile(r"(?<![\w\-])(" + "|".join(re.escape(t) for t in material_terms()) + r")(?![\w\-])", re.IGNORECASE)
+
+    def strip(text: str) -> str:
+        return " ".join(pat.sub(" ", text).replace(" ,", ",").split()).strip(" ,")
+
+    out = []
+    for p in catalog:
+        q = dict(p)
+        for key in ("title", "description"):
+            if q.get(key):
+                q[key] = strip(q[key]) or q[key]
+        attrs = dict(p.get("attributes") or {})
+        for key in ("color", "material"):
+            if attrs.get(key):
+                attrs[key] = strip(attrs[key])
+        q["attributes"] = {k: v for k, v in attrs.items() if v}
+        out.append(q)
+    return out
+
+
+def implicit_material_queries(catalog: Sequence[dict], min_distractors: int = 1, part_of=None) -> list[dict]:
+    """``<material> <type>`` queries over ``catalog`` (the gallery, before stripping): one per
+    (category, material label) held by a product whose text names its material
+    (``material_words.label_of_product``), kept only when the category also holds at least
+    ``min_distractors`` products of *another* known material (elsewhere a type match alone answers).
+    Relevant = the gallery products of that category and label. Categories naming a material
+    themselves ("Glass-door cabinet") are left out. ``part_of(category)`` -> "dev" | "test" puts each
+    query in a part (default: a hash of the category, so dev and test never share a type)."""
+    import zlib
+
+    from services.ranking.material_words import label_of_product, labels_of_text
+
+    if part_of is None:
+        part_of = lambda c: "dev" if zlib.crc32(c.lower().encode()) % 2 == 0 else "test"  # noqa: E731
+    by_cat: dict[str, dict[str, list[str]]] = {}
+    for p in catalog:
+        label = label_of_product(p)
+        cat = (p.get("category") or "").strip()
+        if label and cat and not labels_of_text(cat):
+            by_cat.setdefault(cat, {}).setdefault(label, []).append(p["id"])
+    out = []
+    for cat in sorted(by_cat):
+        for label in sorted(by_cat[cat]):
+            others = sum(len(v) for k, v in by_cat[cat].items() if k != label)
+            if others < min_distractors:
+                continue
+            out.append({"id": f"m-{zlib.crc32(f'{cat}|{label}'.encode()):08x}", "text": f"{MATERIAL_QUERY_WORD[label]} {cat.lower()}",
+                        "relevant": sorted(by_cat[cat][label]), "material": label, "category": cat, "part": part_of(cat)})
+    return out

@@ -42,6 +42,7 @@ from services.ranking.generation import CatalogState
 from services.ranking.index.base import ModelMismatchError
 from services.ranking.ingest.photo_colour import METHOD as PHOTO_COLOUR_METHOD
 from services.ranking.ingest.photo_colour import main_photo_colours
+from services.ranking.ingest.photo_material import MaterialProbe, main_photo_material, probe_for
 from services.ranking.index.schema import (
     IndexedProduct,
     SparseVec,
@@ -125,7 +126,7 @@ def lexical_text(p: ranking_pb2.Product) -> str:
     return " ".join(x for x in [p.title, p.category, *p.attributes.values(), p.description] if x.strip())
 
 
-def _product_fields(p: ranking_pb2.Product) -> dict:
+def _product_fields(p: ranking_pb2.Product, material_probe: str = "") -> dict:
     return {
         "id": p.id,
         "title": p.title,
@@ -137,6 +138,7 @@ def _product_fields(p: ranking_pb2.Product) -> dict:
         "in_stock": p.in_stock if p.HasField("in_stock") else None,
         "image_uris": list(p.image_uris),
         "photo_colour_method": PHOTO_COLOUR_METHOD,  # a new estimate method re-derives every product
+        "photo_material_probe": material_probe,  # so does a retrained (or newly shipped) material probe
     }
 
 
@@ -181,8 +183,10 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
     # -- Upsert ---------------------------------------------------------------------------
     def Upsert(self, request_iterator: Iterable[ranking_pb2.UpsertRequest], context: grpc.ServicerContext):
         try:
-            model_version = self.encoder.model_info().model_version
+            info = self.encoder.model_info()
+            model_version = info.model_version
             self.state.check_model(model_version)
+            probe = probe_for(info.image_version, info.visual_version)
         except ModelMismatchError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except EncoderUnavailableError as exc:
@@ -216,12 +220,12 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                     seen.add(p.id)
                     batch.append(p)
                     if len(batch) >= self.settings.ingest_batch_size:
-                        inflight.append(self._batches.submit(self._process, batch, model_version))
+                        inflight.append(self._batches.submit(self._process, batch, model_version, probe))
                         batch = []
                         while len(inflight) >= depth:
                             collect(inflight.popleft())
                 if batch:
-                    inflight.append(self._batches.submit(self._process, batch, model_version))
+                    inflight.append(self._batches.submit(self._process, batch, model_version, probe))
                 while inflight:
                     collect(inflight.popleft())
             finally:
@@ -258,7 +262,8 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         INGEST_PRODUCTS.labels("upserted").inc(len(products))
         INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    def _process(self, batch: list[ranking_pb2.Product], model_version: str) -> _BatchResult:
+    def _process(self, batch: list[ranking_pb2.Product], model_version: str,
+                 probe: MaterialProbe | None = None) -> _BatchResult:
         """Validates and embeds one batch; returns the products to write at the stream's end."""
         started = time.perf_counter()
         out = _BatchResult()
@@ -269,7 +274,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             except ProductRejected as exc:
                 out.failed.append((p.id, exc.code, str(exc)))
                 continue
-            pending.append(_Pending(p, content_hash(_product_fields(p), list(p.images), model_version)))
+            pending.append(_Pending(p, content_hash(_product_fields(p, probe.id if probe else ""), list(p.images), model_version)))
         existing = self.state.index.content_hashes([x.product.id for x in pending])
         changed = []
         for x in pending:
@@ -287,7 +292,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
         # text failures first (an item may fail both ways; it is reported once)
         out.failed += [(pid, grpc.StatusCode.INVALID_ARGUMENT, m) for pid, m in failed.items()]
         INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
-        out.ready = [self._indexed(x, model_version) for x in changed]
+        out.ready = [self._indexed(x, model_version, probe) for x in changed]
         return out
 
     def _embed_both(self, items: list[_Pending], fail: Fail) -> list[_Pending]:
@@ -363,7 +368,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
                     items[i].visual_vectors.extend(np.asarray(visual[k], dtype=np.float32))
             return items
 
-    def _indexed(self, x: _Pending, model_version: str) -> IndexedProduct:
+    def _indexed(self, x: _Pending, model_version: str, probe: MaterialProbe | None = None) -> IndexedProduct:
         from services.ranking.language import bm25_document_vector, enrich_document
 
         p = x.product
@@ -383,6 +388,7 @@ class CatalogServicer(ranking_pb2_grpc.CatalogServiceServicer):
             content_hash=x.content_hash,
             model_version=model_version,
             photo_colors=main_photo_colours(list(p.images)),
+            photo_materials=main_photo_material(probe, x.image_vectors, x.visual_vectors),
         )
         return IndexedProduct(
             product_id=p.id,

@@ -49,10 +49,16 @@ COLOUR_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def phrase_pattern(phrases) -> re.Pattern:
+    """Whole-phrase matcher (longest first, hyphenated words are one word) over lower-case text;
+    shared with ``material_words``."""
+    alts = sorted(phrases, key=len, reverse=True)
+    return re.compile(r"(?<![a-z\-])(" + "|".join(re.escape(a) for a in alts) + r")(?![a-z\-])")
+
+
 @lru_cache(maxsize=1)
 def _pattern() -> re.Pattern:
-    alts = sorted(COLOUR_WORDS, key=len, reverse=True)
-    return re.compile(r"(?<![a-z\-])(" + "|".join(re.escape(a) for a in alts) + r")(?![a-z\-])")
+    return phrase_pattern(COLOUR_WORDS)
 
 
 def colour_phrases(text: str) -> list[str]:

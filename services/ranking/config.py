@@ -66,6 +66,11 @@ class FusionDefaults(BaseModel):
     # Chosen on line-split dev (implicit-colour, English and Chinese queries; docs/evaluation.md, "Photo colour").
     photo_colour_weight: float = 0.2
     photo_colour_full: float = 0.5
+    # Photo material (photo_boost.py, ingest/photo_material.py): a query naming a material adds up to
+    # this much for products whose photo probe gives it probability ``photo_material_full`` or more.
+    # Same conditions as the colour boost. Chosen on dev (docs/evaluation.md, "Photo material").
+    photo_material_weight: float = 0.3
+    photo_material_full: float = 0.7
     # Image+text queries: the image signal is searched with normalise(a*text + (1-a)*image).
     mix_text_share: float = 0.3
     # Candidates fetched per signal: max(min_candidates, candidate_factor * (offset + top_k)).

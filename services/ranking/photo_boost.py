@@ -1,5 +1,5 @@
-"""Query side of the photo colour: a bounded additive boost for products whose photo shows the
-colour the query names.
+"""Query side of the photo colour and the photo material: a bounded additive boost for products whose
+photo shows the colour (or the material) the query names.
 
 Why a boost and not a filter: the estimate is from pixels and wrong for a share of products
 (docs/evaluation.md, "Photo colour"), and a query's colour word may describe a part of the
@@ -12,14 +12,21 @@ Reading the query: Chinese (or mixed) text goes through the reviewed glossary (`
 The boost is part of the *photo* evidence: it applies only when the request's image weight is
 above zero, so ``--signals text`` stays a text-only ranking, and only to weighted fusion (RRF
 scores are rank-based, on another scale).
+
+Material (``services.ranking.ingest.photo_material``): the query's material words
+(``material_words.query_labels``) against the photo's probe probabilities; a product gains
+``weight * min(1, p(label) / full)``. The same reasons hold: a probe is wrong for a share of photos.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from services.ranking.colour_words import accepted_names
 from services.ranking.fusion import FusedHit
 
 BOOST = "photo_color"
+MATERIAL_BOOST = "photo_material"
 
 
 def query_colours(text: str) -> dict[str, float]:
@@ -43,16 +50,37 @@ def photo_match(accepted: dict[str, float], photo: list[dict] | None, full: floa
     return min(1.0, share / full) if full > 0 else float(share > 0)
 
 
-def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float, full: float) -> list[FusedHit]:
-    """Adds ``weight * photo_match`` to each hit's score (recorded in ``hit.boosts``) and re-sorts."""
-    if not accepted or weight <= 0:
-        return hits
+def _boost(hits: list[FusedHit], name: str, match: Callable[[FusedHit], float], weight: float) -> list[FusedHit]:
+    """Adds ``weight * match(hit)`` to each hit's score (recorded in ``hit.boosts[name]``) and re-sorts."""
     for h in hits:
-        m = photo_match(accepted, h.payload.get(BOOST), full)
+        m = match(h)
         if m > 0:
-            h.boosts[BOOST] = weight * m
+            h.boosts[name] = weight * m
             h.score += weight * m
     return sorted(hits, key=lambda h: (-h.score, h.product_id))
+
+
+def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float, full: float) -> list[FusedHit]:
+    """The colour boost: ``weight * photo_match`` per hit."""
+    if not accepted or weight <= 0:
+        return hits
+    return _boost(hits, BOOST, lambda h: photo_match(accepted, h.payload.get(BOOST), full), weight)
+
+
+def material_match(labels: list[str], photo: list[dict] | None, full: float) -> float:
+    """0..1: the probe probability of the query's material (the largest when it names several),
+    reaching 1 at ``full``."""
+    if not labels or not photo:
+        return 0.0
+    p = max((float(c.get("p", 0.0)) for c in photo if c.get("name") in labels), default=0.0)
+    return min(1.0, p / full) if full > 0 else float(p > 0)
+
+
+def apply_material_boost(hits: list[FusedHit], labels: list[str], weight: float, full: float) -> list[FusedHit]:
+    """The material boost: ``weight * material_match`` per hit."""
+    if not labels or weight <= 0:
+        return hits
+    return _boost(hits, MATERIAL_BOOST, lambda h: material_match(labels, h.payload.get(MATERIAL_BOOST), full), weight)
 
 
 def describe_photo(photo: list[dict] | None) -> str:
@@ -60,3 +88,10 @@ def describe_photo(photo: list[dict] | None) -> str:
     if not photo:
         return "photo colour: none estimated"
     return "photo colour: " + ", ".join(f"{c.get('name')} {round(100 * float(c.get('fraction', 0)))}%" for c in photo)
+
+
+def describe_material(photo: list[dict] | None) -> str:
+    """``"photo material: wood 81%, metal 12%"`` for explain."""
+    if not photo:
+        return "photo material: none estimated"
+    return "photo material: " + ", ".join(f"{c.get('name')} {round(100 * float(c.get('p', 0)))}%" for c in photo)

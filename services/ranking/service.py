@@ -32,8 +32,16 @@ from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
+from services.ranking.material_words import query_labels
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
-from services.ranking.photo_boost import apply_boost, describe_photo, query_colours
+from services.ranking.photo_boost import (
+    MATERIAL_BOOST,
+    apply_boost,
+    apply_material_boost,
+    describe_material,
+    describe_photo,
+    query_colours,
+)
 from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
@@ -490,16 +498,26 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def _photo_boost(
         self, req: search_pb2.SearchRequest, method: str, weights: dict[str, float], fused: list[FusedHit]
     ) -> tuple[list[FusedHit], str]:
-        """The photo-colour boost (photo_boost.py) when the text names a colour and the photo counts."""
+        """The photo colour and material boosts (photo_boost.py) when the text names a colour or a
+        material and the photo counts (weighted fusion, image weight > 0)."""
         d = self.settings.fusion
-        if method != "weighted" or weights.get(IMAGE, 0.0) <= 0 or d.photo_colour_weight <= 0:
+        if method != "weighted" or weights.get(IMAGE, 0.0) <= 0:
             return fused, ""
-        accepted = query_colours(req.text)
-        if not accepted:
-            return fused, ""
-        names = ", ".join(n for n, w in accepted.items() if w >= 1.0)
-        return (apply_boost(fused, accepted, d.photo_colour_weight, d.photo_colour_full),
-                f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
+        notes = []
+        accepted = query_colours(req.text) if d.photo_colour_weight > 0 else {}
+        if accepted:
+            names = ", ".join(n for n, w in accepted.items() if w >= 1.0)
+            fused = apply_boost(fused, accepted, d.photo_colour_weight, d.photo_colour_full)
+            notes.append(f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
+        labels = query_labels(req.text) if d.photo_material_weight > 0 else []
+        if labels:
+            if fused and not any(h.payload.get(MATERIAL_BOOST) for h in fused):
+                # the index was written without a probe for its tower version (ingest/photo_material.py)
+                notes.append(f"photo material {', '.join(labels)}: not estimated in this index (no probe for its model version)")
+            else:
+                fused = apply_material_boost(fused, labels, d.photo_material_weight, d.photo_material_full)
+                notes.append(f"photo material boost up to +{d.photo_material_weight:g} for {', '.join(labels)}")
+        return fused, "; ".join(notes)
 
     @staticmethod
     def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
@@ -529,6 +547,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             if p.get(PHOTO_BOOST) is not None or h.boosts.get(PHOTO_BOOST):
                 boost = h.boosts.get(PHOTO_BOOST, 0.0)
                 parts.append(describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
+            if p.get(MATERIAL_BOOST) is not None or h.boosts.get(MATERIAL_BOOST):
+                boost = h.boosts.get(MATERIAL_BOOST, 0.0)
+                parts.append(describe_material(p.get(MATERIAL_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             hit.explanation = "; ".join(parts)
         return hit
 

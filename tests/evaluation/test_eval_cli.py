@@ -129,3 +129,25 @@ def test_index_summary_does_not_break_json_report(tmp_path, capsys, monkeypatch)
     out, err = capsys.readouterr()
     assert json.loads(out)["metrics"]["recall@10"] == 1.0 and "upserted 1" in err
     assert seen and seen[0][0] == str(cat)
+
+
+def test_implicit_material_runs_fused_text_and_photo_in_one_report(tmp_path, capsys):
+    rows = [("w1", "A Chair", "oak"), ("m1", "B Chair", "chrome-plated"), ("w2", "C Table", "birch"), ("g2", "D Table", "clear glass")]
+    cat = tmp_path / "catalog.jsonl"
+    cat.write_text("\n".join(json.dumps({"id": i, "title": t, "category": t.split()[1], "attributes": {"color": c}})
+                             for i, t, c in rows) + "\n")
+
+    class _ByWeights(_FakeClient):  # photo alone gets every query right, text alone none
+        def search(self, text=None, image=None, top_k=10, fusion=None, no_cache=False):
+            self.calls.append((text, fusion))
+            right = {"wooden chair": "w1", "metal chair": "m1", "wooden table": "w2", "glass table": "g2"}[text]
+            photo = fusion is not None and fusion.image_weight == 1.0
+            return _Res([right] if photo else ["zz", right])
+
+    fake = _ByWeights()
+    assert main(["--catalog", str(cat), "--implicit-material", "--json"], client_factory=lambda: fake) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["implicit_material"]["queries"] == 4 and len(fake.calls) == 12  # 4 queries x 3 systems
+    assert rep["photo"]["all"]["recall@1"] == 1.0 and rep["text"]["all"]["recall@1"] == 0.0
+    assert {"material:wood", "material:metal", "material:glass"} <= set(rep["fused"])
+    assert sum(rep["fused"][g]["n"] for g in rep["fused"] if g.startswith("part:")) == 4

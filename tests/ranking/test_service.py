@@ -133,8 +133,14 @@ def test_index_info(ranking_service):
     info = ranking_service.info()
     assert info.products == len(sample_products())
     assert info.backend == "edge"
-    # photo_color: named colours the service estimates from each main photo (ingest/photo_colour.py)
-    assert set(info.attribute_keys) == {"color", "material", "size", "photo_color"}
+    # photo_color: named colours the service estimates from each main photo (ingest/photo_colour.py);
+    # photo_material: the material probe's labels, when the served tower version has a probe
+    # (ingest/photo_material.py; image version = the model version's second part, visual the third)
+    from services.ranking.ingest.photo_material import probe_for
+
+    versions = info.model_version.split("|")
+    material = probe_for(versions[1], versions[2] if len(versions) > 2 else "") is not None
+    assert set(info.attribute_keys) == {"color", "material", "size", "photo_color"} | ({"photo_material"} if material else set())
     assert info.model_version and info.disk_bytes > 0 and info.index_generation > 0
 
 

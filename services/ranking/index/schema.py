@@ -53,13 +53,18 @@ ATTR_PREFIX = "attr"
 KEYWORD_FIELDS = ("product_id", "category_key", "category", "stock")
 FLOAT_FIELDS = ("price",)
 # What a search hit needs to render (the rest of the payload stays in the index); attributes
-# feed composed-query matching ("this one, but in green"); ``photo_color`` the photo-colour boost.
-RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images", "attributes", "photo_color"]
+# feed composed-query matching ("this one, but in green"); ``photo_color`` / ``photo_material`` the photo boosts.
+RESULT_PAYLOAD = ["product_id", "title", "category", "price", "image_uri", "n_images", "attributes", "photo_color",
+                  "photo_material"]
 # Named colours estimated from the main photo at ingestion (ingest/photo_colour.py): the payload
 # field ``photo_color`` holds ``[{"name", "fraction"}]`` for display and the boost; the names are also
 # stored as the attribute key ``photo_color`` (``attr.photo_color``) so filters and facets work on it
 # like on any catalog attribute. The key is reserved: a catalog attribute of that name is replaced.
 PHOTO_COLOR = "photo_color"
+# Material estimated from the main photo's vectors at ingestion (ingest/photo_material.py), the same
+# way: payload ``photo_material`` = ``[{"name", "p"}]`` (label, probe probability), attribute key
+# ``photo_material`` = the kept labels (filter, facet). Reserved like ``photo_color``.
+PHOTO_MATERIAL = "photo_material"
 STOCK_IN = "in"
 STOCK_OUT = "out"
 
@@ -186,6 +191,7 @@ def build_payload(
     content_hash: str,
     model_version: str,
     photo_colors: list[tuple[str, float]] | None = None,
+    photo_materials: list[tuple[str, float]] | None = None,
 ) -> dict[str, Any]:
     attr: dict[str, list[str]] = {}
     for key, value in attributes.items():
@@ -212,6 +218,9 @@ def build_payload(
     if photo_colors:
         payload[PHOTO_COLOR] = [{"name": n, "fraction": round(float(f), 3)} for n, f in photo_colors]
         attr[PHOTO_COLOR] = [normalize_value(n) for n, _f in photo_colors]
+    if photo_materials:
+        payload[PHOTO_MATERIAL] = [{"name": n, "p": round(float(f), 3)} for n, f in photo_materials]
+        attr[PHOTO_MATERIAL] = [normalize_value(n) for n, _f in photo_materials]
     if price is not None:
         payload["price"] = float(price)
     if in_stock is not None:
