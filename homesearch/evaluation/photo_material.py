@@ -54,7 +54,7 @@ def served_features(triton: str, data: Path, catalog: list[dict], cache: Path | 
     for i in range(0, len(catalog), batch):
         visual, vecs = client.embed_images_visual(main_photos(data, catalog[i : i + batch]), "index")
         rows.extend(probe_features(v, r) for v, r in zip(vecs, visual))
-        print(f"\rfeatures {i + batch}/{len(catalog)} {time.time() - t:.0f}s", end="", file=sys.stderr)
+        print(f"\rfeatures {min(i + batch, len(catalog))}/{len(catalog)} {time.time() - t:.0f}s", end="", file=sys.stderr)
     print(file=sys.stderr)
     x = np.stack(rows).astype(np.float32)
     if cache:
