@@ -16,6 +16,8 @@ scores are rank-based, on another scale).
 Material (``services.ranking.ingest.photo_material``): the query's material words
 (``material_words.query_labels``) against the photo's probe probabilities; a product gains
 ``weight * min(1, p(label) / full)``. The same reasons hold: a probe is wrong for a share of photos.
+A product whose title or colour/material attribute names a material is judged by that statement
+instead (``product_material_match``): the estimate is for catalogs that do not say it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable
 
 from services.ranking.colour_words import accepted_names
 from services.ranking.fusion import FusedHit
+from services.ranking.material_words import labels_of_text
 
 BOOST = "photo_color"
 MATERIAL_BOOST = "photo_material"
@@ -76,11 +79,30 @@ def material_match(labels: list[str], photo: list[dict] | None, full: float) -> 
     return min(1.0, p / full) if full > 0 else float(p > 0)
 
 
+def stated_materials(payload: dict) -> list[str]:
+    """Material labels the product's own title or ``color`` / ``material`` attribute names (the
+    catalog's statement of the visible surface; descriptions mention materials in passing)."""
+    attrs = payload.get("attributes") or {}
+    text = " ".join(str(x) for x in (payload.get("title") or "", attrs.get("color") or "", attrs.get("material") or ""))
+    return labels_of_text(text)
+
+
+def product_material_match(labels: list[str], payload: dict, full: float) -> float:
+    """What the catalog states beats what the probe estimates: a product whose text names a
+    material matches fully when it is one of the query's and not at all otherwise (a wrong
+    estimate must not lift an oak table for "glass table", nor sink the glass table whose text
+    says so); only a product whose text names none is judged by its photo."""
+    stated = stated_materials(payload)
+    if stated:
+        return 1.0 if any(label in stated for label in labels) else 0.0
+    return material_match(labels, payload.get(MATERIAL_BOOST), full)
+
+
 def apply_material_boost(hits: list[FusedHit], labels: list[str], weight: float, full: float) -> list[FusedHit]:
-    """The material boost: ``weight * material_match`` per hit."""
+    """The material boost: ``weight * product_material_match`` per hit."""
     if not labels or weight <= 0:
         return hits
-    return _boost(hits, MATERIAL_BOOST, lambda h: material_match(labels, h.payload.get(MATERIAL_BOOST), full), weight)
+    return _boost(hits, MATERIAL_BOOST, lambda h: product_material_match(labels, h.payload, full), weight)
 
 
 def describe_photo(photo: list[dict] | None) -> str:

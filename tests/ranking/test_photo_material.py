@@ -11,7 +11,7 @@ from homesearch.evaluation.sets import implicit_material_queries, material_terms
 from services.ranking.fusion import FusedHit
 from services.ranking.ingest.photo_material import MaterialProbe, main_photo_material, probe_for, probe_key
 from services.ranking.material_words import label_of_product, labels_of_text, query_labels
-from services.ranking.photo_boost import apply_material_boost, describe_material, material_match
+from services.ranking.photo_boost import apply_material_boost, describe_material, material_match, stated_materials
 
 
 @pytest.mark.parametrize(
@@ -73,6 +73,21 @@ def test_material_boost_is_bounded_and_reads_the_probability():
     assert out[0].boosts["photo_material"] == pytest.approx(0.2) and "photo_material" not in out[2].boosts
     assert apply_material_boost(hits, [], 0.2, 0.7) is hits
     assert describe_material(wood) == "photo material: wood 90%" and "none" in describe_material(None)
+
+
+def test_stated_material_beats_the_photo_estimate():
+    """A product whose own text names its material is boosted by that statement, not by a probe
+    that may be wrong; only unstated products are judged by their photo."""
+    glass_photo = [{"name": "glass", "p": 0.95}]
+    oak = {"title": "LISABO Table", "attributes": {"color": "ash veneer"}, "photo_material": glass_photo}
+    glass = {"title": "GLIVARP Table", "attributes": {"color": "transparent glass, chrome-plated"},
+             "photo_material": [{"name": "wood", "p": 0.9}]}
+    unstated = {"title": "Table", "attributes": {"color": "white"}, "photo_material": glass_photo}
+    assert stated_materials(oak) == ["wood"] and stated_materials(glass)[0] == "glass" and stated_materials(unstated) == []
+    hits = [FusedHit("oak", 0.9, oak), FusedHit("glass", 0.8, glass), FusedHit("unstated", 0.7, unstated)]
+    out = apply_material_boost(hits, ["glass"], weight=0.3, full=0.7)
+    assert [h.product_id for h in out] == ["glass", "unstated", "oak"]
+    assert "photo_material" not in next(h for h in out if h.product_id == "oak").boosts
 
 
 def test_implicit_material_set_strips_every_material_word_and_keeps_decisive_categories():
