@@ -41,6 +41,7 @@ from services.ranking.photo_boost import (
     describe_material,
     describe_photo,
     query_colours,
+    stated_materials,
 )
 from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
@@ -549,7 +550,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 parts.append(describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             if p.get(MATERIAL_BOOST) is not None or h.boosts.get(MATERIAL_BOOST):
                 boost = h.boosts.get(MATERIAL_BOOST, 0.0)
-                parts.append(describe_material(p.get(MATERIAL_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
+                stated = stated_materials(p)
+                source = f"stated in the product text: {', '.join(stated)}; " if stated else ""
+                parts.append(source + describe_material(p.get(MATERIAL_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             hit.explanation = "; ".join(parts)
         return hit
 

@@ -37,6 +37,10 @@ def materialless_products():
     for material, pid in CHAIRS.items():
         out.append(make_product(f"chair-{material}", f"{LINE[material]} Chair", category="Chair",
                                 description="A chair for the dining table.", images=[_photo(pid)]))
+    # the wooden bowl's photo, but a text that states another material: the statement decides
+    out.append(make_product("bowl-stated-metal", "ZETA Serving bowl", category="Serving bowl",
+                            description="A serving bowl for salads and sides.", attributes={"color": "stainless steel"},
+                            images=[_photo(BOWLS["wood"])]))
     return out
 
 
@@ -111,3 +115,15 @@ def test_filter_and_facet_on_photo_material(products, probe):
     assert resp.facets[0].field == "attributes.photo_material"
     for material in ("wood", "metal", "glass", "rattan", "ceramic"):
         assert counts.get(material, 0) >= 1, counts
+
+
+def test_a_material_stated_in_the_text_beats_the_photo_estimate(products, probe):
+    """The stainless-steel bowl shows the wooden bowl's photo: a query for wood must not boost it
+    (its text says metal), and explain says where the material came from."""
+    if probe is None:
+        pytest.skip("no material probe for the served tower version (checked by the first test)")
+    resp = products.rank(text="wooden serving bowl", top_k=10, no_cache=True, explain=True)
+    stated = next(h for h in resp.hits if h.product_id == "bowl-stated-metal")
+    assert "photo_material_boost" not in stated.signal_scores
+    assert "stated in the product text: metal" in stated.explanation
+    assert _ids(resp)[0] == "bowl-wood"
