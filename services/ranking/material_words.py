@@ -87,26 +87,28 @@ def labels_of_text(text: str) -> list[str]:
     return out
 
 
-def label_of_product(p: Mapping) -> str | None:
-    """The training label of a catalog product: the first material its ``color`` attribute names
-    (IKEA states the visible surface there: "oak veneer", "stainless steel"), else its title's,
-    else its description's first; None when its text names none."""
+def stated_labels(p: Mapping) -> list[str]:
+    """Labels a product states for its visible surface: its ``color`` attribute first (IKEA names
+    the material there: "oak veneer", "stainless steel"), then ``material``, then its title, each
+    field read on its own; descriptions mention materials in passing and are left out."""
     attrs = p.get("attributes") or {}
-    for text in (attrs.get("color") or "", attrs.get("material") or "", p.get("title") or "", p.get("description") or ""):
-        found = labels_of_text(text)
-        if found:
-            return found[0]
-    return None
+    out: list[str] = []
+    for text in (attrs.get("color") or "", attrs.get("material") or "", p.get("title") or ""):
+        out += [label for label in labels_of_text(str(text)) if label not in out]
+    return out
+
+
+def label_of_product(p: Mapping) -> str | None:
+    """The training label of a catalog product: the first stated label (``stated_labels``), else
+    its description's first; None when its text names none."""
+    found = stated_labels(p) or labels_of_text(p.get("description") or "")
+    return found[0] if found else None
 
 
 def query_labels(text: str) -> list[str]:
     """Material labels an (English or Chinese) query names; [] when none. Chinese goes through the
     reviewed glossary first (玻璃 -> glass, 藤编 -> rattan), like the colour boost."""
-    text = text.strip()
-    if not text:
-        return []
-    if any("\u4e00" <= c <= "\u9fff" for c in text):
-        from services.ranking.language import analyze_query
+    from services.ranking.language import english_text
 
-        text = analyze_query(text, catalog_language="en").dense_text
-    return labels_of_text(text)
+    text = text.strip()
+    return labels_of_text(english_text(text)) if text else []

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from services.ranking.colour_words import accepted_names
 from services.ranking.fusion import FusedHit
-from services.ranking.material_words import labels_of_text
+from services.ranking.material_words import stated_labels
 
 BOOST = "photo_color"
 MATERIAL_BOOST = "photo_material"
@@ -34,14 +34,10 @@ MATERIAL_BOOST = "photo_material"
 
 def query_colours(text: str) -> dict[str, float]:
     """Palette names (with weight 1 or 0.5) that the query's colour words accept; {} when none."""
-    text = text.strip()
-    if not text:
-        return {}
-    if any("\u4e00" <= c <= "\u9fff" for c in text):
-        from services.ranking.language import analyze_query
+    from services.ranking.language import english_text
 
-        text = analyze_query(text, catalog_language="en").dense_text
-    return accepted_names(text)
+    text = text.strip()
+    return accepted_names(english_text(text)) if text else {}
 
 
 def photo_match(accepted: dict[str, float], photo: list[dict] | None, full: float) -> float:
@@ -79,20 +75,12 @@ def material_match(labels: list[str], photo: list[dict] | None, full: float) -> 
     return min(1.0, p / full) if full > 0 else float(p > 0)
 
 
-def stated_materials(payload: dict) -> list[str]:
-    """Material labels the product's own title or ``color`` / ``material`` attribute names (the
-    catalog's statement of the visible surface; descriptions mention materials in passing)."""
-    attrs = payload.get("attributes") or {}
-    text = " ".join(str(x) for x in (payload.get("title") or "", attrs.get("color") or "", attrs.get("material") or ""))
-    return labels_of_text(text)
-
-
 def product_material_match(labels: list[str], payload: dict, full: float) -> float:
     """What the catalog states beats what the probe estimates: a product whose text names a
     material matches fully when it is one of the query's and not at all otherwise (a wrong
     estimate must not lift an oak table for "glass table", nor sink the glass table whose text
     says so); only a product whose text names none is judged by its photo."""
-    stated = stated_materials(payload)
+    stated = stated_labels(payload)
     if stated:
         return 1.0 if any(label in stated for label in labels) else 0.0
     return material_match(labels, payload.get(MATERIAL_BOOST), full)

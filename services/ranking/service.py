@@ -32,7 +32,7 @@ from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
-from services.ranking.material_words import query_labels
+from services.ranking.material_words import query_labels, stated_labels
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import (
     MATERIAL_BOOST,
@@ -41,7 +41,6 @@ from services.ranking.photo_boost import (
     describe_material,
     describe_photo,
     query_colours,
-    stated_materials,
 )
 from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
@@ -550,7 +549,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 parts.append(describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             if p.get(MATERIAL_BOOST) is not None or h.boosts.get(MATERIAL_BOOST):
                 boost = h.boosts.get(MATERIAL_BOOST, 0.0)
-                stated = stated_materials(p)
+                stated = stated_labels(p)
                 source = f"stated in the product text: {', '.join(stated)}; " if stated else ""
                 parts.append(source + describe_material(p.get(MATERIAL_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             hit.explanation = "; ".join(parts)

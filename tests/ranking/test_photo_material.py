@@ -10,8 +10,8 @@ import pytest
 from homesearch.evaluation.sets import implicit_material_queries, material_terms, strip_material_words
 from services.ranking.fusion import FusedHit
 from services.ranking.ingest.photo_material import MaterialProbe, main_photo_material, probe_for, probe_key
-from services.ranking.material_words import label_of_product, labels_of_text, query_labels
-from services.ranking.photo_boost import apply_material_boost, describe_material, material_match, stated_materials
+from services.ranking.material_words import label_of_product, labels_of_text, query_labels, stated_labels
+from services.ranking.photo_boost import apply_material_boost, describe_material, material_match
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_stated_material_beats_the_photo_estimate():
     glass = {"title": "GLIVARP Table", "attributes": {"color": "transparent glass, chrome-plated"},
              "photo_material": [{"name": "wood", "p": 0.9}]}
     unstated = {"title": "Table", "attributes": {"color": "white"}, "photo_material": glass_photo}
-    assert stated_materials(oak) == ["wood"] and stated_materials(glass)[0] == "glass" and stated_materials(unstated) == []
+    assert stated_labels(oak) == ["wood"] and stated_labels(glass)[0] == "glass" and stated_labels(unstated) == []
     hits = [FusedHit("oak", 0.9, oak), FusedHit("glass", 0.8, glass), FusedHit("unstated", 0.7, unstated)]
     out = apply_material_boost(hits, ["glass"], weight=0.3, full=0.7)
     assert [h.product_id for h in out] == ["glass", "unstated", "oak"]

@@ -16,7 +16,7 @@ call :func:`warm_up` at service start to keep that off the first request.
 
 from .detect import detect_language
 from .normalize import normalize
-from .query import QueryAnalysis, analyze_query, enrich_document
+from .query import QueryAnalysis, analyze_query, english_text, enrich_document
 from .sparse import SparseVector, bm25_document_vector, bm25_query_vector, term_index
 from .tokens import tokenize
 
@@ -30,6 +30,7 @@ __all__ = [
     "term_index",
     "QueryAnalysis",
     "analyze_query",
+    "english_text",
     "enrich_document",
     "warm_up",
 ]

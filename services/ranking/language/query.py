@@ -23,7 +23,7 @@ from .sparse import SparseVector, bm25_query_vector, term_index
 from .tokens import tokenize
 from .translate import Translation, en_matches, pick_senses, translate_en_to_zh, translate_zh_to_en, zh_synonyms, zh_units
 
-__all__ = ["QueryAnalysis", "analyze_query", "enrich_document", "CATALOG_LANGUAGES"]
+__all__ = ["QueryAnalysis", "analyze_query", "english_text", "enrich_document", "CATALOG_LANGUAGES"]
 
 #: ``"mixed"``: the catalog holds both languages (translations go to English, plus expansions).
 CATALOG_LANGUAGES = ("en", "zh", "mixed")
@@ -85,6 +85,15 @@ def _explain_en(tr: Translation) -> str:
     for u in tr.units:
         parts.append(f"{u.src}→{u.out}" if u.kind == "product" else f"{u.src} (kept)")
     return " · ".join(parts)
+
+
+def english_text(text: str) -> str:
+    """The text in English words: Chinese (or mixed) text through the reviewed glossary
+    (深蓝色玻璃 -> dark blue glass), English as it is. For the readers of English word tables
+    (colour, material and modifier words) on queries in either language."""
+    if any("\u4e00" <= c <= "\u9fff" for c in text):
+        return analyze_query(text, catalog_language="en").dense_text
+    return text
 
 
 def analyze_query(text: str, catalog_language: str = "en") -> QueryAnalysis:
