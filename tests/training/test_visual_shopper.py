@@ -139,3 +139,15 @@ def test_help_exits_zero(capsys):
         vs.build_parser().parse_args(["--help"])
     assert e.value.code == 0
     assert "--per-product" in capsys.readouterr().out
+
+
+def test_strong_augmentation_keeps_the_product_in_its_box_and_differs_from_base():
+    scene = Image.new("RGB", (400, 300), (20, 20, 200))
+    a = synth.shopper_photo(_studio(), scene, random.Random(5), aug=synth.STRONG)
+    b = synth.shopper_photo(_studio(), scene, random.Random(5), aug=synth.STRONG)
+    base = synth.shopper_photo(_studio(), scene, random.Random(5))
+    assert a is not None and b is not None and base is not None
+    assert a.box == b.box and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    x0, y0, x1, y1 = a.box
+    assert 0 <= x0 < x1 <= synth.PHOTO_SIZE and 0 <= y0 < y1 <= synth.PHOTO_SIZE
+    assert not np.array_equal(np.asarray(a.image), np.asarray(base.image))

@@ -22,6 +22,28 @@ PHOTO_SIZE = 512
 
 
 @dataclass(frozen=True)
+class Augment:
+    """How hard the synthetic photo departs from the studio shot. ``BASE`` is what trained
+    ``visual-shop-a0d227b1``; ``STRONG`` adds smaller products, occluders, perspective, uneven light
+    and harsher JPEG (issue #12: the held-out misses are mostly small or strongly re-lit products)."""
+
+    scale: tuple[float, float] = (0.35, 0.9)  # longest side of the product / photo side
+    max_tilt: float = 20.0
+    keep: tuple[float, float] = (0.7, 1.0)  # fraction of the product's box kept per side
+    brightness: tuple[float, float] = (0.65, 1.3)
+    jpeg: tuple[int, int] = (35, 90)
+    occlusion: float = 0.0  # probability of a scene patch pasted over 10-35 % of the product box
+    perspective: float = 0.0  # probability of a perspective warp (corners moved up to 12 %)
+    gradient: float = 0.0  # probability of a linear light gradient across the photo (x0.7-1.25)
+
+
+BASE = Augment()
+STRONG = Augment(scale=(0.2, 0.9), max_tilt=25.0, keep=(0.6, 1.0), brightness=(0.5, 1.45), jpeg=(20, 90),
+                 occlusion=0.4, perspective=0.5, gradient=0.5)
+AUGMENTS = {"base": BASE, "strong": STRONG}
+
+
+@dataclass(frozen=True)
 class Synth:
     """One synthetic photo and where the product landed, in pixels of ``image`` (x0, y0, x1, y1)."""
 
@@ -59,9 +81,9 @@ def cut_out(photo: Image.Image, rng: random.Random, keep: tuple[float, float] = 
     return Image.fromarray(rgba, "RGBA")
 
 
-def relight(im: Image.Image, rng: random.Random) -> Image.Image:
+def relight(im: Image.Image, rng: random.Random, brightness: tuple[float, float] = BASE.brightness) -> Image.Image:
     """Brightness, contrast, saturation and a per-channel colour cast, as a phone camera in a room."""
-    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.65, 1.3))
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(*brightness))
     im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.7, 1.3))
     im = ImageEnhance.Color(im).enhance(rng.uniform(0.7, 1.3))
     cast = np.array([rng.uniform(0.88, 1.12) for _ in range(3)], dtype=np.float32)
@@ -84,32 +106,66 @@ def background(scene: Image.Image, rng: random.Random, size: int = PHOTO_SIZE) -
     return scene.convert("RGB").crop((x0, y0, x0 + s, y0 + s)).resize((size, size), Image.BILINEAR)
 
 
+def perspective(obj: Image.Image, rng: random.Random, amount: float = 0.12) -> Image.Image:
+    """The RGBA cut-out seen from slightly off-axis: each corner moved inwards by up to ``amount``."""
+    w, h = obj.size
+    d = [rng.uniform(0, amount) for _ in range(8)]
+    dst = [(d[0] * w, d[1] * h), (w - d[2] * w, d[3] * h), (w - d[4] * w, h - d[5] * h), (d[6] * w, h - d[7] * h)]
+    src = [(0, 0), (w, 0), (w, h), (0, h)]
+    a = []
+    for (x, y), (u, v) in zip(dst, src):  # solve for the 8 coefficients mapping output -> input
+        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    coeffs = np.linalg.solve(np.array(a, dtype=np.float64), np.array([c for p in src for c in p], dtype=np.float64))
+    return obj.transform((w, h), Image.PERSPECTIVE, tuple(coeffs), resample=Image.BILINEAR)
+
+
+def light_gradient(im: Image.Image, rng: random.Random) -> Image.Image:
+    """A linear brightness ramp in a random direction (a window on one side of the room)."""
+    w, h = im.size
+    t = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = (np.cos(t) * (xx / w - 0.5) + np.sin(t) * (yy / h - 0.5)) + 0.5  # ~0..1 across the photo
+    lo, hi = rng.uniform(0.7, 0.95), rng.uniform(1.0, 1.25)
+    g = lo + (hi - lo) * np.clip(r, 0, 1)
+    return Image.fromarray(np.clip(np.asarray(im, np.float32) * g[..., None], 0, 255).astype(np.uint8), "RGB")
+
+
 def shopper_photo(
     product: Image.Image,
     scene: Image.Image,
     rng: random.Random,
     size: int = PHOTO_SIZE,
-    scale: tuple[float, float] = (0.35, 0.9),
-    max_tilt: float = 20.0,
+    aug: Augment = BASE,
 ) -> Synth | None:
-    """One shopper-style photo of ``product`` (a studio photo) on ``scene``; None without foreground."""
-    obj = cut_out(product, rng)
+    """One shopper-style photo of ``product`` (a studio photo) on ``scene``; None without foreground.
+    With ``BASE`` the random draws are exactly those that made the shipped training set."""
+    obj = cut_out(product, rng, aug.keep)
     if obj is None:
         return None
-    obj = obj.rotate(rng.uniform(-max_tilt, max_tilt), resample=Image.BILINEAR, expand=True)
+    if aug.perspective and rng.random() < aug.perspective:
+        obj = perspective(obj, rng)
+    obj = obj.rotate(rng.uniform(-aug.max_tilt, aug.max_tilt), resample=Image.BILINEAR, expand=True)
     bbox = obj.getchannel("A").getbbox()
     if bbox is None:
         return None
     obj = obj.crop(bbox)
-    side = rng.uniform(*scale) * size
+    side = rng.uniform(*aug.scale) * size
     f = side / max(obj.size)
     obj = obj.resize((max(4, round(obj.size[0] * f)), max(4, round(obj.size[1] * f))), Image.BILINEAR)
     ow, oh = obj.size
     x0, y0 = rng.randint(0, size - ow), rng.randint(0, size - oh)
     canvas = background(scene, rng, size)
     canvas.paste(obj.convert("RGB"), (x0, y0), obj.getchannel("A"))
-    canvas = relight(canvas, rng)
+    if aug.occlusion and rng.random() < aug.occlusion:  # something of the room in front of the product
+        frac = rng.uniform(0.1, 0.35)
+        pw, ph = max(4, round(ow * (frac ** 0.5))), max(4, round(oh * (frac ** 0.5)))
+        patch = background(scene, rng, max(pw, ph)).resize((pw, ph), Image.BILINEAR)
+        canvas.paste(patch, (x0 + rng.randint(0, ow - pw), y0 + rng.randint(0, oh - ph)))
+    canvas = relight(canvas, rng, aug.brightness)
+    if aug.gradient and rng.random() < aug.gradient:
+        canvas = light_gradient(canvas, rng)
     if rng.random() < 0.3:
         canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
-    canvas = jpeg(canvas, rng.randint(35, 90))
+    canvas = jpeg(canvas, rng.randint(*aug.jpeg))
     return Synth(canvas, (x0, y0, x0 + ow, y0 + oh))

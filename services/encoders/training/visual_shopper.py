@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.encoders.training.shopper_synth import PHOTO_SIZE, scene_part, shopper_photo
+from services.encoders.training.shopper_synth import AUGMENTS, PHOTO_SIZE, Augment, scene_part, shopper_photo
 from services.encoders.training.visual_regions import (GEM_P, GRID, STRIDE, WINDOWS, best_cover, fg_crop, gem, l2n,
                                                        pad_square, regional_gem, windows)
 
@@ -73,6 +73,7 @@ class TrainConfig:
     anchor_weight: float = 0.0  # pull towards the PCA init (|P - P0|^2 / |P0|^2)
     regions_per_step: int = 16  # mil: score a random subset of each photo's regions (+ its best-cover one); 0 = all
     negatives: int = 512  # gallery products per step: the batch's own, their siblings, random others
+    augment: str = "base"  # shopper_synth.AUGMENTS: base (shipped a0d227b1) or strong
 
 
 # -- features -----------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def photo_regions(images: Sequence[Any], bb: Backbone, size: int = 448, batch: i
 
 
 def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backbone, per_product: int,
-                  seed: int, progress: bool = True, batch: int = 16) -> dict[str, np.ndarray]:
+                  seed: int, progress: bool = True, batch: int = 16, aug: Augment = AUGMENTS["base"]) -> dict[str, np.ndarray]:
     """Synthetic shopper photos of ``products`` on ``scenes`` (PIL images): their 448-px regions
     (n, 50, 1280) float16, the best-cover region index and the product id of each."""
     from PIL import Image
@@ -159,7 +160,7 @@ def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backb
         order = list(products)
         rng.shuffle(order)
         for p in order:
-            s = shopper_photo(Image.open(base / p["image"]), scenes[rng.randrange(len(scenes))], rng)
+            s = shopper_photo(Image.open(base / p["image"]), scenes[rng.randrange(len(scenes))], rng, aug=aug)
             bar.update(1)
             if s is None:
                 continue
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--anchor-weight", type=float, default=d.anchor_weight)
     ap.add_argument("--regions-per-step", type=int, default=d.regions_per_step,
                     help="mil: regions of each photo scored per step, best-cover one included (0 = all 50)")
+    ap.add_argument("--augment", choices=sorted(AUGMENTS), default=d.augment,
+                    help="synthetic photo augmentation (shopper_synth.AUGMENTS)")
     ap.add_argument("--negatives", type=int, default=d.negatives, help="gallery products scored per step")
     ap.add_argument("--both-splits", action="store_true",
                     help="also fit the other split (line <-> type) and put its held-out numbers in the card (not shipped)")
@@ -379,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(split=args.split, split_seed=args.split_seed, scene_seed=args.scene_seed,
                       per_product=args.per_product, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, tau=args.tau, mode=args.mode, sibling_weight=args.sibling_weight,
-                      anchor_weight=args.anchor_weight, negatives=args.negatives, regions_per_step=args.regions_per_step)
+                      anchor_weight=args.anchor_weight, negatives=args.negatives, regions_per_step=args.regions_per_step, augment=args.augment)
     progress, t0 = not args.quiet, time.time()
     catalog = load_jsonl(args.catalog)
     if args.max_products:
@@ -398,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     # either split, and each split then trains on its own train part only
     other = make_split(catalog, seed=cfg.split_seed, by="type" if cfg.split == "line" else "line")
     synth_products = [p for p in catalog if split.product_part[p["id"]] == "train" or other.product_part[p["id"]] == "train"]
-    key = json.dumps([ids, [cfg.split_seed, cfg.scene_seed, cfg.per_product, cfg.seed], [r["id"] for r in photos]])
+    recipe: list[Any] = [cfg.split_seed, cfg.scene_seed, cfg.per_product, cfg.seed]
+    if cfg.augment != "base":  # base keeps the key (and the caches) of the shipped recipe
+        recipe.append(asdict(AUGMENTS[cfg.augment]))
+    key = json.dumps([ids, recipe, [r["id"] for r in photos]])
     key = hashlib.sha1(key.encode()).hexdigest()
     feats: dict[str, np.ndarray] = {}
     if args.cache and args.cache.is_file():
@@ -409,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         bb = Backbone(args.threads)
         whole, fg = catalogue_descriptors(catalog, base, bb, progress)
         scenes = [Image.open(base / s["image"]).convert("RGB") for s in train_scenes]
-        syn = synth_regions(synth_products, base, scenes, bb, cfg.per_product, cfg.seed, progress)
+        syn = synth_regions(synth_products, base, scenes, bb, cfg.per_product, cfg.seed, progress,
+                            aug=AUGMENTS[cfg.augment])
         photo_base = args.photos.parent if args.photos else base
         preg = photo_regions([Image.open(photo_base / r["image"]) for r in photos], bb) if photos else np.zeros((0, 50, FEATURE_DIM), np.float32)
         feats = {"key": np.array(key), "whole": whole, "fg": fg, "syn_regs": syn["regs"], "syn_pos": syn["pos"],
