@@ -92,6 +92,17 @@ def test_search_merged_is_merge_signal_lists_over_search(index):
         assert [[(c.product_id, c.score, c.payload) for c in r] for r in got] == \
             [[(c.product_id, c.score, c.payload) for c in r] for r in want]
         assert len(got[1]) == 5
+        # a text query's shape: one search per signal, the same products found by several
+        # signals (their payloads are read once for the whole query on Edge)
+        text_like = [SignalQuery("text", "text", dense=_unit(2), limit=6),
+                     SignalQuery("lexical", "bm25", sparse=SparseVec([3], [1.0]), limit=6),
+                     SignalQuery("image", "image", dense=_unit(2), limit=6)]
+        want_q, want = merge_signal_lists(text_like, index.search(text_like, flt))
+        got_q, got = index.search_merged(text_like, flt)
+        assert [q.signal for q in got_q] == ["text", "lexical", "image"]
+        assert [[(c.product_id, c.score, c.payload) for c in r] for r in got] == \
+            [[(c.product_id, c.score, c.payload) for c in r] for r in want]
+        assert {c.product_id for c in got[0]} & {c.product_id for c in got[2]}  # overlap exercised
     assert index.search_merged([], SearchFilter()) == ([], [])
 
 
