@@ -208,7 +208,7 @@ class EdgeIndex:
         if self._shard is None:
             return [[] for _ in queries]
         # One planned batch = one round trip into the engine for every signal.
-        results = self._require().query_batch(self._batch(queries, flt, [True] * len(queries)))
+        results = self._require().query_batch(self._batch(queries, flt, with_payload=True))
         return [_candidates(res) for res in results]
 
     def search_merged(self, queries: list[SignalQuery],
@@ -231,7 +231,7 @@ class EdgeIndex:
         if self._shard is None:
             return [queries[g[0]] for g in groups.values()], [[] for _ in groups]
         shard = self._require()
-        results = shard.query_batch(self._batch(queries, flt, [False] * len(queries)))
+        results = shard.query_batch(self._batch(queries, flt, with_payload=False))
         out_q: list[SignalQuery] = []
         kept: list[list[tuple]] = []
         for rows in groups.values():
@@ -251,11 +251,12 @@ class EdgeIndex:
                  for top in kept]
         return out_q, out_r
 
-    def _batch(self, queries: list[SignalQuery], flt: SearchFilter, payload: list[bool]) -> qe.QueryBatchRequest:
+    def _batch(self, queries: list[SignalQuery], flt: SearchFilter, with_payload: bool) -> qe.QueryBatchRequest:
         qfilter = to_edge_filter(flt)
         params = qe.SearchParams(hnsw_ef=self._hnsw_ef)
         requests = []
-        for q, with_payload in zip(queries, payload):
+        selector = qe.PayloadSelector.Include(RESULT_PAYLOAD) if with_payload else False
+        for q in queries:
             if q.sparse is not None:
                 vec = qe.SparseVector(q.sparse.indices, q.sparse.values)
             elif q.using in MULTIVECTORS:
@@ -268,7 +269,7 @@ class EdgeIndex:
                     query=qe.Query.Nearest(vec, using=q.using),
                     filter=qfilter,
                     params=params,
-                    with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD) if with_payload else False,
+                    with_payload=selector,
                     with_vector=False,
                 )
             )
