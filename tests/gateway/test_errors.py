@@ -121,10 +121,18 @@ def test_deadline_is_propagated_to_ranking(make_gateway) -> None:
     # passes (not when the caller's does) and report DEADLINE_EXCEEDED.
     gw = make_gateway(deadline_margin_ms=2995)
     with HomesearchClient(gw.address, api_key=API_KEY) as c:
-        start = time.monotonic()
-        with pytest.raises(HomesearchError) as err:
-            c.search(f"sofa {uuid.uuid4().hex}", no_cache=True, timeout_s=3.0)
-        elapsed = time.monotonic() - start
+        for _attempt in range(10):
+            start = time.monotonic()
+            with pytest.raises(HomesearchError) as err:
+                c.search(f"sofa {uuid.uuid4().hex}", no_cache=True, timeout_s=3.0)
+            elapsed = time.monotonic() - start
+            # On a loaded machine the request can spend more than 5 ms reaching the gateway,
+            # which then (correctly) refuses before calling ranking: that attempt says
+            # nothing about propagation, so try again; any other outcome is judged below.
+            if "margin left" not in err.value.message:
+                break
+        else:
+            pytest.fail("every attempt spent the whole 5 ms ranking budget before reaching the gateway")
     assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "ranking service did not answer" in err.value.message
     assert elapsed < 2.0, f"downstream deadline not propagated ({elapsed:.2f}s)"
