@@ -97,3 +97,26 @@ def test_gpu_equals_cpu():
     rgb = torch.randint(0, 256, (3, 3, 224, 224), generator=g)
     rgb[:, :, :100] = 255
     assert torch.equal(colour_histogram_uint8(rgb.cuda(), 4).cpu(), colour_histogram_uint8(rgb, 4))
+
+
+@pytest.mark.parametrize("bins", [1, 2, 4, 8, 40])
+def test_numpy_path_equals_the_torch_integer_path(bins):
+    """The CPU path (numpy, 16-bit) gives bit-identical histograms to the int64 torch ops, for both
+    shipped pixel specs, mostly-white images and near-boundary values."""
+    from services.encoders.models.colour import colour_histogram_numpy
+
+    g = torch.Generator().manual_seed(bins)
+    rgb = torch.randint(0, 256, (5, 3, 64, 48), generator=g)
+    rgb[:, :, :20] = 250  # white background rows
+    rgb[1] = 255
+    rgb[1, :, 0, :16] = 3  # 16 dark pixels: too few kept, every pixel counts
+    rgb[2] = 255
+    rgb[2, :, 0, :17] = 3  # 17 kept: only those count
+    rgb[3, :, 5] = torch.tensor([234, 235, 63])[:, None]  # edges of the white cut and the bins
+    for mean, std in (((0.5,) * 3, (0.5,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
+        pixels = (rgb.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        assert torch.equal(to_uint8_range(pixels, mean, std), rgb)
+        want = colour_histogram_uint8(to_uint8_range(pixels, mean, std), bins)
+        got = colour_histogram_numpy(pixels.numpy(), bins, mean, std)
+        assert got.dtype == want.numpy().dtype and (got == want.numpy()).all()
+        assert torch.equal(colour_histogram(pixels, bins, mean, std), want)
