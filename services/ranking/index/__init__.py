@@ -29,6 +29,7 @@ def open_index(settings) -> VectorIndex:  # settings: RankingSettings (kept unty
             settings.collection,
             hnsw_ef=settings.fusion.hnsw_ef,
             optimize_delay_s=settings.optimize_delay_s if settings.optimize_delay_s >= 0 else None,
+            payload_cache_entries=settings.payload_cache_entries,
         )
     if settings.backend == "server":
         from services.ranking.index.server import ServerIndex

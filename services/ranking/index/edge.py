@@ -19,6 +19,7 @@ from pathlib import Path
 import qdrant_edge as qe
 
 from services.ranking.index.base import IndexMeta
+from services.ranking.index.payload_cache import DEFAULT_MAX_ENTRIES, PayloadCache
 from services.ranking.index.schema import (
     ATTR_PREFIX,
     BM25_VECTOR,
@@ -55,6 +56,7 @@ class EdgeIndex:
         collection: str = "products",
         hnsw_ef: int = 128,
         optimize_delay_s: float | None = 2.0,
+        payload_cache_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.root = Path(data_dir) / collection
         self.root.mkdir(parents=True, exist_ok=True)
@@ -69,6 +71,8 @@ class EdgeIndex:
         # Qdrant Edge has no background optimiser: without optimize() new points stay in
         # unindexed segments and every query scans them. Writes schedule one debounced run.
         self._optimizer = _DebouncedOptimizer(self.optimize, optimize_delay_s)
+        # payloads of recently returned points, emptied by every write (payload_cache.py)
+        self._payloads = PayloadCache(payload_cache_entries)
         if (self._shard_dir / "edge_config.json").exists():
             self._shard = qe.EdgeShard.load(str(self._shard_dir))
             self._indexed_fields = set(self._shard.info().payload_schema.keys())
@@ -116,6 +120,7 @@ class EdgeIndex:
                     hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
                 )
                 self._shard = qe.EdgeShard.create(str(self._shard_dir), config)
+                self._payloads.invalidate()
                 log.info("edge index created", extra={"path": str(self._shard_dir), "dim": dim})
             for name in KEYWORD_FIELDS:
                 self._ensure_field(name, qe.PayloadSchemaType.Keyword)
@@ -153,7 +158,11 @@ class EdgeIndex:
                 for key in p.payload.get(ATTR_PREFIX, {}):
                     self._ensure_field(attr_field(key), qe.PayloadSchemaType.Keyword)
             # One operation: each point (= whole product) is applied atomically via the WAL.
-            shard.update(qe.UpdateOperation.upsert_points(points))
+            self._payloads.invalidate()
+            try:
+                shard.update(qe.UpdateOperation.upsert_points(points))
+            finally:
+                self._payloads.invalidate()
         self._optimizer.schedule()
 
     def delete(self, product_ids: list[str]) -> list[str]:
@@ -163,7 +172,11 @@ class EdgeIndex:
             existing = self.content_hashes(product_ids)
             if existing:
                 ids = [point_id(pid) for pid in existing]
-                self._require().update(qe.UpdateOperation.delete_points(ids))
+                self._payloads.invalidate()
+                try:
+                    self._require().update(qe.UpdateOperation.delete_points(ids))
+                finally:
+                    self._payloads.invalidate()
                 self._optimizer.schedule()
         return [pid for pid in product_ids if pid in existing]
 
@@ -220,9 +233,10 @@ class EdgeIndex:
         query's three signals (text, lexical, text->photo) read 150 payloads for ~80 distinct
         products. Every search runs without payloads; a signal's searches merge by point (best
         score, first seen on ties, as ``merge_signal_lists``), cut to its limit, and the payloads
-        of the points kept by any signal are read once (one ``retrieve`` for the whole query).
-        A product found by several signals shares one payload dict (nothing downstream writes
-        to a candidate's payload)."""
+        of the points kept by any signal are read once (one ``retrieve`` for the whole query),
+        or not at all when an earlier query read them since the last write (``PayloadCache``).
+        A product found by several signals or queries shares one payload dict (nothing
+        downstream writes to a candidate's payload)."""
         if not queries:
             return [], []
         groups: dict[str, list[int]] = {}
@@ -245,8 +259,14 @@ class EdgeIndex:
                         best[key] = score
             kept.append(sorted(best.items(), key=lambda kv: -kv[1])[: q.limit])
         wanted = list(dict.fromkeys(k for top in kept for k, _ in top))
-        records = shard.retrieve(wanted, qe.PayloadSelector.Include(RESULT_PAYLOAD), False) if wanted else []
-        payloads = {r.id: r.payload for r in records}
+        epoch = self._payloads.epoch()  # before reading: a write from here on voids what we read
+        payloads = self._payloads.get_many(wanted)
+        missing = [k for k in wanted if k not in payloads]
+        if missing:
+            records = shard.retrieve(missing, qe.PayloadSelector.Include(RESULT_PAYLOAD), False)
+            fresh = {r.id: r.payload for r in records if r.payload}
+            self._payloads.put_many(epoch, fresh)
+            payloads.update(fresh)
         out_r = [[Candidate(pl["product_id"], score, pl) for k, score in top if (pl := payloads.get(k))]
                  for top in kept]
         return out_q, out_r
@@ -325,6 +345,7 @@ class EdgeIndex:
             if self._closed:
                 return
             self._closed = True
+            self._payloads.invalidate()
             if self._shard is not None:
                 self._shard.flush()
                 self._shard.close()
