@@ -18,7 +18,7 @@ STAGE_SECONDS = Histogram(
 )
 CACHE_REQUESTS = Counter(
     "homesearch_cache_requests_total",
-    "Cache lookups by cache (embedding|result) and result (hit|miss|bypass).",
+    "Cache lookups by cache (embedding|result|payload: one per product payload) and result (hit|miss|bypass).",
     ["cache", "result"],
 )
 CACHE_REJECTED = Counter(

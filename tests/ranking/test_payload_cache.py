@@ -158,3 +158,21 @@ def test_size_comes_from_the_ranking_settings(tmp_path, monkeypatch):
         RankingSettings(data_dir=tmp_path)
     monkeypatch.delenv("HOMESEARCH_RANKING_PAYLOAD_CACHE_ENTRIES")
     assert RankingSettings(data_dir=tmp_path).payload_cache_entries == 20_000
+
+
+def test_lookups_are_counted_per_payload(tmp_path):
+    """homesearch_cache_requests_total{cache="payload"}: one per product payload a query needed."""
+    from prometheus_client import REGISTRY
+
+    def count(result: str) -> float:
+        return REGISTRY.get_sample_value("homesearch_cache_requests_total", {"cache": "payload", "result": result}) or 0.0
+
+    idx = EdgeIndex(tmp_path / "d", "products", optimize_delay_s=None)
+    idx.ensure_collection(DIM)
+    idx.upsert([_product("a", 0, "x"), _product("b", 1, "y")])
+    hits, misses = count("hit"), count("miss")
+    _titles(idx)
+    assert (count("hit") - hits, count("miss") - misses) == (0, 2)
+    _titles(idx)
+    assert (count("hit") - hits, count("miss") - misses) == (2, 2)
+    idx.close()

@@ -41,6 +41,7 @@ from services.ranking.index.schema import (
     normalize_value,
     point_id,
 )
+from services.ranking.metrics import CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,9 @@ class EdgeIndex:
         epoch = self._payloads.epoch()  # before reading: a write from here on voids what we read
         payloads = self._payloads.get_many(wanted)
         missing = [k for k in wanted if k not in payloads]
+        if self._payloads.enabled and wanted:
+            CACHE_REQUESTS.labels("payload", "hit").inc(len(payloads))
+            CACHE_REQUESTS.labels("payload", "miss").inc(len(missing))
         if missing:
             records = shard.retrieve(missing, qe.PayloadSelector.Include(RESULT_PAYLOAD), False)
             fresh = {r.id: r.payload for r in records if r.payload}
