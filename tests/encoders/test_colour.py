@@ -99,7 +99,7 @@ def test_gpu_equals_cpu():
     assert torch.equal(colour_histogram_uint8(rgb.cuda(), 4).cpu(), colour_histogram_uint8(rgb, 4))
 
 
-@pytest.mark.parametrize("bins", [1, 2, 4, 8, 40])
+@pytest.mark.parametrize("bins", [1, 2, 4, 8, 40, 41, 64])
 def test_numpy_path_equals_the_torch_integer_path(bins):
     """The CPU path (numpy, 16-bit) gives bit-identical histograms to the int64 torch ops, for both
     shipped pixel specs, mostly-white images and near-boundary values."""

@@ -44,12 +44,17 @@ def to_uint8_range(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[fl
     return torch.round(x * s + m).clamp_(0, 255).long()
 
 
-def colour_histogram_uint8(rgb: torch.Tensor, bins: int) -> torch.Tensor:
-    """(n, 3, H, W) integer 0..255 -> (n, bins**3) float32 L1-normalised histograms (same device)."""
-    if rgb.dim() != 4 or rgb.shape[1] != 3:
-        raise ValueError(f"expected (n, 3, H, W) pixels, got {tuple(rgb.shape)}")
+def _check(shape: tuple[int, ...], bins: int) -> None:
+    """The input rules both implementations share."""
+    if len(shape) != 4 or shape[1] != 3:
+        raise ValueError(f"expected (n, 3, H, W) pixels, got {tuple(shape)}")
     if bins < 1 or bins > 256:
         raise ValueError(f"bins must be in 1..256, got {bins}")
+
+
+def colour_histogram_uint8(rgb: torch.Tensor, bins: int) -> torch.Tensor:
+    """(n, 3, H, W) integer 0..255 -> (n, bins**3) float32 L1-normalised histograms (same device)."""
+    _check(tuple(rgb.shape), bins)
     n = rgb.shape[0]
     cells = bins**3
     x = rgb.long().flatten(2)  # (n, 3, P)
@@ -68,10 +73,7 @@ def colour_histogram_uint8(rgb: torch.Tensor, bins: int) -> torch.Tensor:
 def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """The CPU path of ``colour_histogram`` on a float32 numpy batch: the same steps and the same
     float32 arithmetic for the undo (so the same rounding), then 16-bit integer binning."""
-    if pixels.ndim != 4 or pixels.shape[1] != 3:
-        raise ValueError(f"expected (n, 3, H, W) pixels, got {tuple(pixels.shape)}")
-    if bins < 1 or bins > 256:
-        raise ValueError(f"bins must be in 1..256, got {bins}")
+    _check(pixels.shape, bins)
     n, cells = pixels.shape[0], bins**3
     m = (np.asarray(mean, dtype=np.float32) * np.float32(255.0)).reshape(1, 3, 1, 1)
     s = (np.asarray(std, dtype=np.float32) * np.float32(255.0)).reshape(1, 3, 1, 1)
@@ -82,7 +84,9 @@ def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float],
     rgb = x.astype(np.uint16).reshape(n, 3, -1)
     keep = rgb.min(axis=1) < WHITE_MIN  # (n, P)
     q = (rgb * bins) >> 8  # v * bins // 256; at most 255 * 256, fits 16 bits
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]  # bins**3 cells fit 16 bits for bins <= 40
+    if cells > 1 << 16:  # bins > 40: cell numbers need more than 16 bits
+        q = q.astype(np.uint32)
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     out = np.empty((n, cells), dtype=np.float32)
     for i in range(n):
         kept = keep[i]
@@ -95,6 +99,6 @@ def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float],
 def colour_histogram(pixels: torch.Tensor, bins: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(n, 3, H, W) normalised model input (as the image tower receives it) -> (n, bins**3) float32.
     CPU tensors take the numpy path (same numbers, a fraction of the CPU); GPU tensors stay on the GPU."""
-    if pixels.device.type == "cpu" and bins <= 40:
+    if pixels.device.type == "cpu":
         return torch.from_numpy(colour_histogram_numpy(pixels.detach().float().numpy(), bins, mean, std))
     return colour_histogram_uint8(to_uint8_range(pixels, mean, std), bins)
