@@ -121,7 +121,6 @@ class EdgeIndex:
                     hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10000),
                 )
                 self._shard = qe.EdgeShard.create(str(self._shard_dir), config)
-                self._payloads.invalidate()
                 log.info("edge index created", extra={"path": str(self._shard_dir), "dim": dim})
             for name in KEYWORD_FIELDS:
                 self._ensure_field(name, qe.PayloadSchemaType.Keyword)
@@ -159,11 +158,8 @@ class EdgeIndex:
                 for key in p.payload.get(ATTR_PREFIX, {}):
                     self._ensure_field(attr_field(key), qe.PayloadSchemaType.Keyword)
             # One operation: each point (= whole product) is applied atomically via the WAL.
-            self._payloads.invalidate()
-            try:
+            with self._payloads.writing():
                 shard.update(qe.UpdateOperation.upsert_points(points))
-            finally:
-                self._payloads.invalidate()
         self._optimizer.schedule()
 
     def delete(self, product_ids: list[str]) -> list[str]:
@@ -173,11 +169,8 @@ class EdgeIndex:
             existing = self.content_hashes(product_ids)
             if existing:
                 ids = [point_id(pid) for pid in existing]
-                self._payloads.invalidate()
-                try:
+                with self._payloads.writing():
                     self._require().update(qe.UpdateOperation.delete_points(ids))
-                finally:
-                    self._payloads.invalidate()
                 self._optimizer.schedule()
         return [pid for pid in product_ids if pid in existing]
 

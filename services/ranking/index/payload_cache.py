@@ -6,8 +6,8 @@ load): ~1.5 ms of a 2.6 ms text search on the dev catalog, about three quarters 
 stage in a served text miss (docs/performance.md, "Stop 23"). Hot products recur across queries,
 so their dicts are reused instead of read again.
 
-Consistency: every write to the index calls ``invalidate`` once it is applied (and before, so
-readers during the write go to the shard). A reader takes ``epoch()`` *before* it reads the shard
+Consistency: every write to the index runs inside ``writing()``, which empties the cache once
+the write is applied (and before, so readers during the write go to the shard). A reader takes ``epoch()`` *before* it reads the shard
 and hands it back to ``put_many``; entries read across a write are dropped, so a cached payload
 is never older than the last completed write. Payload dicts are shared between requests and
 threads: nothing downstream may mutate a candidate's payload (fusion, boosts and responses only
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 DEFAULT_MAX_ENTRIES = 20_000  # ~1-2 KB per dict: tens of MB at most
@@ -79,3 +80,13 @@ class PayloadCache:
         with self._lock:
             self._epoch += 1
             self._items.clear()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Wraps one write to the index: empties the cache before it (readers during the write
+        go to the shard) and after it, even when the write fails part way."""
+        self.invalidate()
+        try:
+            yield
+        finally:
+            self.invalidate()
