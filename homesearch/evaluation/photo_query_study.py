@@ -114,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     enc = EncoderClient(args.triton, timeout_s=60)
     qrels = {q["id"]: q["relevant"] for q in queries}
     rows: dict[str, dict[str, np.ndarray]] = {}
+
+    def photo(b: bytes) -> np.ndarray:
+        return enc.embed_images_visual([b], "photo")[0][0]
+
     for q in queries:
         data = (args.data / q["image"]).read_bytes()
         rgb = _rgb(data)
-
-        def photo(b: bytes) -> np.ndarray:
-            return enc.embed_images_visual([b], "photo")[0][0]
-
         rows[q["id"]] = {"base": photo(data), "flip": photo(_jpeg(rgb[:, ::-1].copy())),
                          "grayworld": photo(_jpeg(grayworld(rgb))),
                          "scene": enc.embed_images_visual([data], "scene")[0][0]}
