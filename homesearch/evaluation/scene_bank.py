@@ -8,7 +8,8 @@ be in it, or the test number would be measured on scenes the system has seen. Sa
 process (the served ONNX graph matches it to cosine > 0.999, ``onnx_export``), at the scene
 size and windows of ``services.encoders.models.scene_windows``; the file is named by the
 visual version (``services.ranking.scene_search.bank_path``), so a new descriptor needs a
-new bank.
+new bank. It also writes the mean text-space vector of the same dev windows (the centre of the
+window type term, ``scene_search.type_centre_path``, named by the image tower version).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import numpy as np
 from homesearch.evaluation.journeys import part_of
 
 
-def dev_scene_rows(data: Path, batch: int = 4) -> tuple[str, np.ndarray, int]:
-    """(visual version, (n_dev * 149, 512) rows, n_dev scenes) from the default image tower."""
+def dev_scene_rows(data: Path, batch: int = 4) -> tuple[str, np.ndarray, int, str, np.ndarray]:
+    """(visual version, (n_dev * 149, 512) rows, n_dev scenes, image version, (dim,) mean
+    text-space window vector) from the default image tower."""
     import torch
 
     from services.encoders.models.preprocess import ImagePreprocessor
@@ -35,30 +37,36 @@ def dev_scene_rows(data: Path, batch: int = 4) -> tuple[str, np.ndarray, int]:
     pre = ImagePreprocessor(enc.pixel_spec, enc.device)
     scenes = [json.loads(line) for line in (data / "scenes.jsonl").read_text().splitlines() if line.strip()]
     dev = [s for s in scenes if part_of("scenes", s["id"]) == "dev"]
-    out = []
+    out, types = [], []
     for i in range(0, len(dev), batch):
         imgs = [(data / s["image"]).read_bytes() for s in dev[i : i + batch]]
         views, errors = pre.decode_views(imgs, "scene")
         if errors:
             raise SystemExit(f"scene photos failed to decode: {errors}")
         pixels = pre.normalize(torch.stack([v[0] for v in views]))  # type: ignore[index]
-        out.append(enc.visual_scene(pixels).reshape(-1, enc.visual.card.dim).numpy())
-    return enc.visual_version, np.concatenate(out), len(dev)
+        rows, emb = enc.visual_scene(pixels)
+        out.append(rows.reshape(-1, enc.visual.card.dim).numpy())
+        types.append(emb.reshape(-1, emb.shape[-1]).numpy())
+    centre = np.concatenate(types).astype(np.float64).mean(axis=0).astype(np.float32)
+    return enc.visual_version, np.concatenate(out), len(dev), enc.version, centre
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.ranking.scene_search import BANK_DIR, bank_path
+    from services.ranking.scene_search import BANK_DIR, bank_path, type_centre_path
 
     ap = argparse.ArgumentParser(prog="python -m homesearch.evaluation.scene_bank", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder with scenes.jsonl and scenes/")
     ap.add_argument("--out-dir", type=Path, default=BANK_DIR)
     args = ap.parse_args(argv)
-    version, rows, n = dev_scene_rows(args.data)
+    version, rows, n, image_version, centre = dev_scene_rows(args.data)
     path = bank_path(version, args.out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, rows.astype(np.float16))
-    print(json.dumps({"bank": str(path), "visual_version": version, "dev_scenes": n, "rows": int(rows.shape[0])}))
+    cpath = type_centre_path(image_version, args.out_dir)
+    np.save(cpath, centre)
+    print(json.dumps({"bank": str(path), "visual_version": version, "dev_scenes": n, "rows": int(rows.shape[0]),
+                      "type_centre": str(cpath), "image_version": image_version}))
     return 0
 
 

@@ -7,7 +7,7 @@ best product, windows visited by their best hubness-corrected score. Trying anot
 through the services means a re-deploy per variant; here the full window x product matrix of
 corrected scores (``services.ranking.scene_search.score_windows``, the shipped hub bank) is
 computed once per scene with the image tower in process (the served ONNX graph matches it,
-``onnx_export``), over EVERY catalogue product (the service scores the union of each window's
+``onnx_export``; scores include the served text-space type term unless ``--type-weight 0``), over EVERY catalogue product (the service scores the union of each window's
 top 50 on ``visual``: the same 0.180 either way on dev, docs/shop-the-look.md), and the rules
 are applied to it. Numbers are the scene path alone (no "one product first" lead: that rule
 uses the photo query's fused list, which needs the index).
@@ -92,30 +92,40 @@ def ndcg_at_10(ranked: Sequence[str], relevant: Sequence[str]) -> float:
     return dcg / sum(1 / math.log2(i + 2) for i in range(min(10, len(rel))))
 
 
-def scene_matrices(data: Path, batch: int = 16) -> dict[str, tuple[list[str], np.ndarray]]:
-    """Scene id -> (product ids, (149, products) corrected scores), in-process image tower."""
+def scene_matrices(data: Path, batch: int = 16, type_weight: float | None = None) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Scene id -> (product ids, (149, products) scores as served), in-process image tower: the
+    hubness-corrected ``visual`` score plus the text-space type term (``type_weight``, default the
+    service's ``regions.scene_type_weight``; 0 = the visual rows alone)."""
     import torch
 
     from services.encoders.models.preprocess import ImagePreprocessor
     from services.encoders.models.spec import ModelSpec
-    from services.ranking.scene_search import HubBank, score_windows
+    from services.ranking.config import RegionDefaults
+    from services.ranking.scene_search import HubBank, load_type_centre, score_windows
 
+    weight = RegionDefaults().scene_type_weight if type_weight is None else type_weight
     enc = ModelSpec().build_image()
     if enc.visual is None:
         raise SystemExit("the image tower has no visual head")
     hub = HubBank.load(enc.visual_version)
     if not hub.active:
         raise SystemExit(f"no hub bank for {enc.visual_version}")
+    centre = load_type_centre(enc.version) if weight else None
+    if weight and centre is None:
+        raise SystemExit(f"no type centre for {enc.version} (homesearch.evaluation.scene_bank)")
     pre = ImagePreprocessor(enc.pixel_spec, enc.device)
     catalog = [json.loads(x) for x in (data / "catalog.jsonl").read_text().splitlines() if x.strip()]
     products: dict[str, np.ndarray] = {}
-    for i in range(0, len(catalog), batch):  # foreground view only: the rows the scene path scores
+    images: dict[str, np.ndarray] = {}
+    for i in range(0, len(catalog), batch):  # the rows the scene path scores: foreground visual, whole-photo image
         part = catalog[i : i + batch]
         views, _errors = pre.decode_views([(data / p["image"]).read_bytes() for p in part], "index")
         ok = [(p, v) for p, v in zip(part, views) if v is not None]
-        _emb, rows = enc.encode_with_visual(pre.normalize(torch.stack([v[1] for _p, v in ok])))
-        for (p, _v), row in zip(ok, rows.numpy()):
-            products[p["id"]] = row[None, :]
+        n = len(ok)
+        emb, rows = enc.encode_with_visual(pre.normalize(torch.stack([v[0] for _p, v in ok] + [v[1] for _p, v in ok])))
+        for j, (p, _v) in enumerate(ok):
+            products[p["id"]] = rows[n + j].numpy()[None, :]
+            images[p["id"]] = emb[j].numpy()[None, :]
     out = {}
     for line in (data / "scenes.jsonl").read_text().splitlines():
         if not line.strip():
@@ -124,20 +134,21 @@ def scene_matrices(data: Path, batch: int = 16) -> dict[str, tuple[list[str], np
         views, errors = pre.decode_views([(data / s["image"]).read_bytes()], "scene")
         if errors:
             raise SystemExit(f"{s['id']}: {errors}")
-        rows = enc.visual_scene(pre.normalize(torch.stack([views[0][0]])))[0].numpy()  # type: ignore[index]
-        rs = score_windows(rows, products, hub)
+        rows, types = enc.visual_scene(pre.normalize(torch.stack([views[0][0]])))  # type: ignore[index]
+        rs = score_windows(rows[0].numpy(), products, hub, window_types=None if centre is None else types[0].numpy() - centre,
+                           product_images=images, type_weight=weight)
         out[s["id"]] = (rs.ids, rs.scores)
     return out
 
 
-def study(data: Path) -> dict[str, dict[str, float]]:
+def study(data: Path, type_weight: float | None = None) -> dict[str, dict[str, float]]:
     from services.encoders.models.scene_windows import SCENE_CELLS, SCENE_STRIDE, SCENE_WINDOWS, window_boxes
 
     catalog = [json.loads(x) for x in (data / "catalog.jsonl").read_text().splitlines() if x.strip()]
     cats = {p["id"]: category_key(p.get("category", "")) for p in catalog}
     scenes = {s["id"]: s for s in map(json.loads, (data / "scenes.jsonl").read_text().splitlines())}
     iou = box_iou(np.asarray(window_boxes(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE)))
-    mats = scene_matrices(data)
+    mats = scene_matrices(data, type_weight=type_weight)
     variants: dict[str, dict] = {"round_robin (served)": {}}
     variants |= {f"category_cap {c}": {"categories": cats, "cap": c} for c in (1, 2, 3)}
     variants |= {f"nms {t}": {"iou": iou, "nms": t} for t in (0.3, 0.4, 0.5, 0.6, 0.7)}
@@ -157,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m homesearch.evaluation.scene_merge_study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder with catalog.jsonl, scenes.jsonl")
+    ap.add_argument("--type-weight", type=float, default=None,
+                    help="weight of the window text-space term (default: the service's; 0 = visual rows alone)")
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args(argv)
-    table = study(args.data)
+    table = study(args.data, args.type_weight)
     for name, row in table.items():
         print(f"{name:48s} {row}")
     if args.json:

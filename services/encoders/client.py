@@ -162,7 +162,8 @@ class EncoderClient:
         """The ``visual`` photo->photo rows: (n, K, 512) float32, rows L2-normalised
         (``index``: K = 2, whole photo + foreground crop, returned with the (n, dim) text-space
         vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None;
-        ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
+        ``scene``: K = 149 windows of one 640 px pass with the windows' (n, 149, dim) text-space
+        vectors; ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
         Raises EncoderError when the image model serves no visual output."""
         if mode not in wire.VISUAL_MODES:
             raise ValueError(f"mode must be 'index', 'query', 'scene' or 'photo', got {mode!r}")
@@ -177,13 +178,14 @@ class EncoderClient:
             return self._inputs((wire.IMAGE, data, "UINT8"), (wire.IMAGE_LENGTH, lengths, "INT32"),
                                 (wire.VISUAL_MODE, modes, "UINT8"))
 
-        with_emb = mode in ("index", "photo")
-        names = (wire.EMBEDDING, wire.VISUAL) if with_emb else (wire.VISUAL,)
+        emb_name = {"index": wire.EMBEDDING, "photo": wire.EMBEDDING, "scene": wire.REGION_EMBEDDING}.get(mode)
+        names = (emb_name, wire.VISUAL) if emb_name else (wire.VISUAL,)
         if not items:
-            return np.zeros((0, 0, 0), np.float32), (np.zeros((0, self.model_info().dim), np.float32)
-                                                     if with_emb else None)
+            dim = self.model_info().dim
+            empty = np.zeros((0, dim) if emb_name == wire.EMBEDDING else (0, 0, dim), np.float32)
+            return np.zeros((0, 0, 0), np.float32), (empty if emb_name else None)
         out = self._embed_outputs(wire.IMAGE_MODEL, items, build, names, timeout_s)
-        return out[wire.VISUAL], out.get(wire.EMBEDDING)
+        return out[wire.VISUAL], (out[emb_name] if emb_name else None)
 
     @staticmethod
     def _image_items(images: Sequence[bytes]) -> list[bytes]:

@@ -103,6 +103,11 @@ class RegionDefaults(BaseModel):
     scene_candidates: int = 50
     scene_hits_per_region: int = 10
     hub_correction: bool = True
+    # Weight of the text-space term in a window's score (scene_search.score_windows): the head's
+    # vector of the window, centred on the mean dev-room window, against the product's ``image``
+    # row. Chosen on the dev scenes only (0.1 / 0.2 / 0.3 / 0.5: 0.193 / 0.208 / 0.211 / 0.206;
+    # 0 = the visual rows alone, 0.178); needs the centre file of the served image version.
+    scene_type_weight: float = 0.3
     # One product in a scene-like photo (a shopper photo: the product pasted on a room) vs a room
     # of many (auto region mode only, visual descriptor served): the photo query (best of the 52
     # visual rows, fused with the type signals) runs too, and when its best raw ``visual`` cosine

@@ -163,6 +163,9 @@ class QueryEncoder:
     def visual_version(self) -> str:
         return self.encoder.model_info().visual_version
 
+    def image_version(self) -> str:
+        return self.encoder.model_info().image_version
+
     def image_visual(self, data: bytes, model_version: str, regions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The text-space vector and the ``visual`` query rows of a photo (cached like embeddings).
 
@@ -183,15 +186,20 @@ class QueryEncoder:
             self.cache.put_embedding(key, rows.reshape(-1))
         return np.asarray(ivec, dtype=np.float32), np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
 
-    def scene(self, data: bytes, model_version: str) -> np.ndarray:
-        """(149, 512) shop-the-look window rows of a room photo (one 640 px pass), cached."""
+    def scene(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Shop-the-look rows of a room photo (one 640 px pass), cached: (149, 512) ``visual``
+        window rows and (149, dim) text-space vectors of the same windows."""
         key = self.cache.embedding_key(model_version, "scene", data)
-        rows = self.cache.get_embedding(key)
-        if rows is None:
-            rows = np.asarray(self._embed(lambda: self.encoder.embed_images_visual([data], "scene")[0])[0],
-                              dtype=np.float32)
+        ekey = self.cache.embedding_key(model_version, "scene-emb", data)
+        rows, emb = self.cache.get_embedding(key), self.cache.get_embedding(ekey)
+        if rows is None or emb is None:
+            vis, regions = self._embed(lambda: self.encoder.embed_images_visual([data], "scene"))
+            rows = np.asarray(vis[0], dtype=np.float32)
+            emb = np.asarray(regions[0], dtype=np.float32)  # type: ignore[index]
             self.cache.put_embedding(key, rows.reshape(-1))
-        return np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
+            self.cache.put_embedding(ekey, emb.reshape(-1))
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
+        return rows, np.asarray(emb, dtype=np.float32).reshape(len(rows), -1)
 
     def images(self, crops: list[bytes], model_version: str) -> list[np.ndarray]:
         """Embeds several images in one encoder call; cached ones are not sent again."""

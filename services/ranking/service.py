@@ -45,7 +45,7 @@ from services.ranking.photo_boost import (
 from services.ranking.query import COMPUTE_TICKET, IMAGE, LEXICAL, TEXT, VISUAL, QueryEncoder, QueryPlan, plan_query
 from services.ranking import regions as regions_mod
 from services.ranking.regions import RegionResult
-from services.ranking.scene_search import HubBank, foreground_rows, score_windows
+from services.ranking.scene_search import HubBank, foreground_rows, load_type_centre, score_windows
 from services.ranking.similar import photo_reference, scope_filter, scope_name, similar_plan
 from homesearch.edge_cache import canonical_request  # noqa: F401 (shared with the gateway's cache)
 from homesearch.v1 import ranking_pb2, ranking_pb2_grpc, search_pb2
@@ -437,7 +437,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         candidates' foreground rows, each window's best first, merged round robin."""
         rs = self.settings.regions
         t0 = time.perf_counter()
-        windows = self.encoder.scene(req.image, model_version)
+        windows, window_types = self.encoder.scene(req.image, model_version)
         t1 = time.perf_counter()
         boxes = scene_boxes(*im.size)
         if len(boxes) != len(windows):
@@ -449,23 +449,41 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         stored = self.state.index.retrieve(list(payloads))
         rows = {pid: foreground_rows(sp.vectors.get(VISUAL_VECTOR)) for pid, sp in stored.items()}
         hub = self._hub_bank(self.encoder.visual_version())
+        centre = self._type_centre(self.encoder.image_version()) if rs.scene_type_weight else None
+        types = None
+        if centre is not None and window_types.shape[1:] == centre.shape:
+            types = {pid: np.asarray(sp.vectors[IMAGE_VECTOR], np.float32).reshape(-1, centre.shape[0])
+                     for pid, sp in stored.items() if sp.vectors.get(IMAGE_VECTOR) is not None}
         t2 = time.perf_counter()
-        sc = score_windows(windows, rows, hub)
+        sc = score_windows(windows, rows, hub, window_types=None if types is None else window_types - centre,
+                           product_images=types, type_weight=rs.scene_type_weight if types is not None else 0.0)
         per = max(rs.scene_hits_per_region, 1)
         results: list[list[FusedHit]] = []
         for r in range(len(windows)):
             top = np.argsort(-sc.scores[r])[:per] if sc.ids else []
             results.append([FusedHit(sc.ids[j], float(sc.scores[r, j]), payloads[sc.ids[j]],
-                                     {IMAGE: float(sc.scores[r, j]), "visual": float(sc.cosine[r, j])})
+                                     {IMAGE: float(sc.scores[r, j]), "visual": float(sc.cosine[r, j]),
+                                      **({"type": float(sc.types[r, j])} if sc.types is not None else {})})
                             for j in top])
         regions, merged = regions_mod.merge(boxes, results, depth=need)
         t3 = time.perf_counter()
         corr = (f"hubness-corrected (cos - mean top-{hub.k} cosine to {len(hub.bank)} dev-scene windows)"
                 if hub.active else "no hubness correction (no bank for this visual version)")
+        typ = (f" + {rs.scene_type_weight:g} x the window's text-space vector (centred on the dev-room mean) "
+               f"against the product's image vector" if sc.types is not None
+               else "; no text-space term (weight 0 or no centre for this image version)")
         note = (f"shop the look: {len(windows)} windows of one {SCENE_SIZE} px pass vs the products' foreground "
-                f"visual rows, {corr}, {len(sc.ids)} candidates scored exactly, merged round robin "
+                f"visual rows, {corr}{typ}, {len(sc.ids)} candidates scored exactly, merged round robin "
                 f"(encode {1000 * (t1 - t0):.0f} ms, index {1000 * (t2 - t1):.0f} ms, score+merge {1000 * (t3 - t2):.0f} ms)")
         return regions[: req.max_regions or rs.max_regions], merged, note
+
+    def _type_centre(self, image_version: str) -> np.ndarray | None:
+        """The dev-room mean window vector of the served image version (cached per version)."""
+        got = getattr(self, "_centre", None)
+        if got is None or got[0] != image_version:
+            got = (image_version, load_type_centre(image_version))
+            self._centre = got
+        return got[1]
 
     def _reference_by_id(self, product_id: str) -> Reference:
         stored = self.state.index.retrieve([product_id]).get(product_id)

@@ -120,3 +120,32 @@ def test_numpy_path_equals_the_torch_integer_path(bins):
         got = colour_histogram_numpy(pixels.numpy(), bins, mean, std)
         assert got.dtype == want.numpy().dtype and (got == want.numpy()).all()
         assert torch.equal(colour_histogram(pixels, bins, mean, std), want)
+
+
+@pytest.mark.parametrize("bins", [2, 4, 8])
+def test_window_histograms_equal_the_histogram_of_each_crop(bins):
+    """``window_colour_histograms`` (per-cell counts + a summed-area table) gives exactly what
+    ``colour_histogram_numpy`` gives for each window's crop: on noise, on a photo with a white
+    studio margin (near-white pixels dropped), and where a window is almost all white (the
+    every-pixel fallback), at the served scene geometry and at a small odd one."""
+    import numpy as np
+    from services.encoders.models.colour import colour_histogram_numpy, window_colour_histograms
+    from services.encoders.models.scene_windows import SCENE_CELLS, SCENE_STRIDE, SCENE_WINDOWS, window_cells
+
+    spec = DEFAULT_PIXELS
+    rng = np.random.default_rng(bins)
+    for cells, cell, windows, stride in ((SCENE_CELLS, 32, SCENE_WINDOWS, SCENE_STRIDE), (5, 7, (1, 2, 3), 1)):
+        size = cells * cell
+        rgb = rng.integers(0, 256, (3, 3, size, size))
+        rgb[1, :, :, : size // 2] = 255  # left half white: windows there keep every pixel
+        rgb[1, :, 0, 0] = 10  # ... but one dark pixel (16 or fewer kept: still every pixel)
+        rgb[2] = 250
+        k = size // 2 - size // 3  # a dark patch on a white image: some windows see it, others are all white
+        rgb[2, :, size // 3 : size // 2, size // 3 : size // 2] = rng.integers(0, 235, (3, k, k))
+        pixels = ((rgb / 255.0 - np.asarray(spec.mean)[None, :, None, None]) / np.asarray(spec.std)[None, :, None, None]).astype(np.float32)
+        boxes = window_cells(cells, windows, stride)
+        got = window_colour_histograms(pixels, bins, spec.mean, spec.std, cell, boxes)
+        assert got.shape == (3, len(boxes), bins**3) and got.dtype == np.float32
+        for r, (c0, r0, c1, r1) in enumerate(boxes):
+            crop = np.ascontiguousarray(pixels[:, :, r0 * cell : r1 * cell, c0 * cell : c1 * cell])
+            assert np.array_equal(got[:, r], colour_histogram_numpy(crop, bins, spec.mean, spec.std)), (cells, r)

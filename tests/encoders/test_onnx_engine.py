@@ -169,9 +169,13 @@ def test_torch_engine_serves_the_same_visual_rows_as_the_onnx_default(torch_serv
         assert qa.shape == qb.shape == (2, 50, 512)
         assert row_cosines(qa.reshape(-1, 512), qb.reshape(-1, 512)).min() >= MIN_COSINE
         # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
-        sa, sb = ref.embed_images_visual(imgs[:2], "scene")[0], encoder_client.embed_images_visual(imgs[:2], "scene")[0]
+        (sa, ta), (sb, tb) = ref.embed_images_visual(imgs[:2], "scene"), encoder_client.embed_images_visual(imgs[:2], "scene")
         assert sa.shape == sb.shape == (2, 149, 512)
         assert row_cosines(sa.reshape(-1, 512), sb.reshape(-1, 512)).min() >= MIN_COSINE
+        # and the same windows' text-space vectors (the head on each window, scene_search's type term)
+        dim = encoder_client.model_info().dim
+        assert ta.shape == tb.shape == (2, 149, dim)
+        assert row_cosines(ta.reshape(-1, dim), tb.reshape(-1, dim)).min() >= MIN_COSINE
 
 
 def test_rendered_repository_carries_the_engine_switch(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from services.encoders.models.scene_windows import (
     scene_region_count,
     window_boxes,
 )
-from services.ranking.scene_search import HubBank, foreground_rows, hub_scores, score_windows
+from services.ranking.scene_search import HubBank, foreground_rows, hub_scores, load_type_centre, score_windows
 
 
 def test_scene_geometry_is_149_windows_of_a_20x20_map():
@@ -129,3 +129,44 @@ def test_the_shipped_bank_matches_the_default_visual_version():
     assert hub.active, f"no scene bank shipped for {version} (homesearch.evaluation.scene_bank)"
     assert hub.bank.shape[1] == 512 and hub.bank.shape[0] % scene_region_count() == 0
     np.testing.assert_allclose(np.linalg.norm(hub.bank, axis=1), 1.0, atol=2e-3)
+
+
+def test_type_term_adds_weighted_centred_text_space_similarity_of_the_chosen_photo():
+    """score = cos - hub + w * (window type vector . product image row), best photo; the term
+    reorders a window's products toward the one of the right type; a product whose image rows do
+    not line up with its photos gets no term; weight 0 is the visual score alone."""
+    rng = np.random.default_rng(3)
+    bank = _unit(rng.normal(size=(100, 8)))
+    hub = HubBank(bank, "v", k=10)
+    windows = _unit(rng.normal(size=(3, 8)))
+    types = rng.normal(size=(3, 5))
+    vis = {"a": _unit(rng.normal(size=(1, 8))), "b": _unit(rng.normal(size=(2, 8))), "c": _unit(rng.normal(size=(1, 8)))}
+    imgs = {"a": _unit(rng.normal(size=(1, 5))), "b": _unit(rng.normal(size=(2, 5))), "c": _unit(rng.normal(size=(3, 5)))}
+    plain = score_windows(windows, vis, hub)
+    assert plain.types is None
+    same = score_windows(windows, vis, hub, window_types=types, product_images=imgs, type_weight=0.0)
+    np.testing.assert_array_equal(same.scores, plain.scores)
+    sc = score_windows(windows, vis, hub, window_types=types, product_images=imgs, type_weight=0.3)
+    per_photo = windows @ vis["b"].T - hub_scores(vis["b"], bank, 10)[None, :] + 0.3 * types @ imgs["b"].T
+    np.testing.assert_allclose(sc.scores[:, 1], per_photo.max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(sc.types[:, 1], (types @ imgs["b"].T)[np.arange(3), per_photo.argmax(axis=1)], atol=1e-6)
+    np.testing.assert_allclose(sc.scores[:, 0], plain.scores[:, 0] + 0.3 * (types @ imgs["a"].T)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(sc.scores[:, 2], plain.scores[:, 2], atol=1e-6)  # 3 image rows for 1 photo: no term
+    # the term decides between two products equally close on the visual rows
+    w = _unit(np.ones((1, 8)))
+    twin = {"lamp": w.copy(), "rug": w.copy()}
+    t = np.eye(5)[:1]
+    got = score_windows(w, twin, HubBank(None, "v"), window_types=t,
+                        product_images={"lamp": np.eye(5)[:1], "rug": np.eye(5)[1:2]}, type_weight=0.3)
+    assert got.scores[0, 0] == pytest.approx(got.scores[0, 1] + 0.3)
+
+
+def test_the_shipped_type_centre_matches_the_default_image_tower():
+    from services.encoders.models.spec import ModelSpec
+
+    version = ModelSpec().image_version()
+    centre = load_type_centre(version)
+    assert centre is not None, f"no type centre shipped for {version} (homesearch.evaluation.scene_bank)"
+    assert centre.shape == (384,) and centre.dtype == np.float32
+    assert 0.1 < float(np.linalg.norm(centre)) < 1.0  # a mean of unit vectors, not one of them
+    assert load_type_centre("no-such-image-version") is None

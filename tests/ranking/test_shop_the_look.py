@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from services.ranking.config import RegionDefaults
 from tests.fixtures.ranking import make_product, start_with_catalog
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ikea"
@@ -68,7 +69,9 @@ def test_room_photo_returns_boxed_regions_and_a_merged_list(room):
         assert 0 <= b.x_min < b.x_max <= 1 and 0 <= b.y_min < b.y_max <= 1
         assert r.hits and r.hits[0].signal_scores["image"] == pytest.approx(r.score, abs=1e-5)
         h = r.hits[0].signal_scores
-        assert h["visual"] > h["image"], "the corrected score is the cosine minus a positive hub score"
+        # score = cosine - hub (positive) + weight x the window's text-space (type) similarity
+        assert "type" in h, "the window type term is on by default (shipped centre)"
+        assert h["visual"] > h["image"] - RegionDefaults().scene_type_weight * h["type"]
     ids = [h.product_id for h in resp.hits]
     assert len(ids) == len(set(ids)) == 10
     # the merged list starts with each best region's best product (round robin)
@@ -77,6 +80,7 @@ def test_room_photo_returns_boxed_regions_and_a_merged_list(room):
     assert len(found) >= 2, (ids, scene["relevant"])
     assert "149 windows of one 640 px pass" in resp.interpretation
     assert "hubness-corrected" in resp.interpretation
+    assert "text-space vector (centred on the dev-room mean)" in resp.interpretation
 
 
 @needs_data

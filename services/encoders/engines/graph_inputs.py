@@ -56,9 +56,18 @@ def _colour_histogram(pixels: torch.Tensor, spec: PixelSpec, entry: dict[str, An
     return colour_histogram(pixels, int(entry["bins"]), spec.mean, spec.std)
 
 
+def _window_colour_histograms(pixels: torch.Tensor, spec: PixelSpec, entry: dict[str, Any]) -> torch.Tensor:
+    """Each shop-the-look window's colour histogram (the scene graph's extra input)."""
+    from services.encoders.models.scene_windows import scene_colour_histograms
+
+    return torch.from_numpy(scene_colour_histograms(pixels.detach().float().cpu().numpy(), int(entry["bins"]),
+                                                    spec.mean, spec.std))
+
+
 # Extra graph inputs by kind: computed from the normalised pixels, exactly as the torch tower does.
 EXTRA_INPUTS: dict[str, Callable[[torch.Tensor, PixelSpec, dict[str, Any]], torch.Tensor]] = {
     "colour_histogram": _colour_histogram,
+    "window_colour_histogram": _window_colour_histograms,
 }
 
 
@@ -66,7 +75,7 @@ def extra_input_dim(entry: dict[str, Any]) -> int:
     """Width of one extra input (recorded at export; derived for graphs exported before that)."""
     if "dim" in entry:
         return int(entry["dim"])
-    if entry["kind"] == "colour_histogram":
+    if entry["kind"] in ("colour_histogram", "window_colour_histogram"):
         return int(entry["bins"]) ** 3
     raise ValueError(f"unknown extra input {entry}")
 

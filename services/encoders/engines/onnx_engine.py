@@ -133,6 +133,7 @@ class OnnxImageEncoder:
         self.visual_version: str = card.get("visual_version", "") if "VISUAL" in card.get("outputs", []) else ""
         self.visual_session = None
         self.scene_session = None
+        self.scene_extras: list[dict[str, Any]] = []
         if self.visual_version:
             from services.encoders.engines.onnx_export import export_visual
 
@@ -140,7 +141,9 @@ class OnnxImageEncoder:
             self.visual_card: dict[str, Any] = vgraph.card
             self.visual_session = make_session(vgraph.path, intra_threads, spinning, gpu=gpu)
             # shop the look: the 149 windows of one 640 px pass (models.scene_windows)
-            self.scene_session = make_session(export_visual(spec, scene=True).path, intra_threads, spinning, gpu=gpu)
+            scene = export_visual(spec, scene=True)
+            self.scene_extras = list(scene.card.get("extra_inputs") or [])
+            self.scene_session = make_session(scene.path, intra_threads, spinning, gpu=gpu)
 
     def _feeds(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         feeds = {"PIXELS": pixels.numpy()}
@@ -176,12 +179,18 @@ class OnnxImageEncoder:
         out = self.visual_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
-    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
+    def visual_scene(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shop-the-look rows of room photos (pixels at ``SCENE_SIZE``): (n, 149, 512) window rows
+        and (n, 149, dim) text-space window vectors, one run of the scene graph."""
         if self.scene_session is None:
             raise RuntimeError("this image tower has no visual graph")
-        out = self.scene_session.run(["VISUAL"], {"PIXELS": pixels.float().cpu().numpy()})[0]
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        pixels = pixels.float().cpu()
+        feeds = {"PIXELS": pixels.numpy()}
+        for e in self.scene_extras:
+            feeds[e["name"]] = EXTRA_INPUTS[e["kind"]](pixels, self.pixel_spec, e).numpy()
+        rows, emb = self.scene_session.run(["VISUAL", "REGION_EMBEDDING"], feeds)
+        return (torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)))
 
     @property
     def visual_sizes(self) -> tuple[int, int]:

@@ -54,6 +54,9 @@ from services.encoders.models.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1
+# A tower whose graph changed inputs/outputs gets its own format number (part of the cache key), so
+# its cached graph is re-exported while the others stay: scene 2 = + REGION_EMBEDDING output.
+GRAPH_FORMATS: dict[str, int] = {"scene": 2}
 OPSET = 17
 MIN_COSINE = 0.999
 GRAPH_FILE = "model.onnx"
@@ -176,7 +179,8 @@ def graph_dir(spec: ModelSpec, tower: str) -> Path:
     version = spec.text_version() if tower == "text" else spec.image_version()
     if tower != "text" and spec.visual_version():
         version += f"+{spec.visual_version()}"
-    key = hashlib.sha256(f"{version}|{source_fingerprint(spec, tower)}|{EXPORT_VERSION}|{OPSET}".encode())
+    fmt = f"|{GRAPH_FORMATS[tower]}" if tower in GRAPH_FORMATS else ""
+    key = hashlib.sha256(f"{version}|{source_fingerprint(spec, tower)}|{EXPORT_VERSION}|{OPSET}{fmt}".encode())
     safe = re.sub(r"[^A-Za-z0-9._+@-]+", "_", version)
     return (spec.cache_dir or default_cache_dir()) / "onnx" / tower / f"{safe}#{key.hexdigest()[:10]}"
 
@@ -375,22 +379,27 @@ def export_image(spec: ModelSpec, encoder: Any | None = None, images: Sequence[b
 
 
 class VisualRegionGraph(torch.nn.Module):
-    """The query side of the ``visual`` descriptor: pixels at the query size -> regional rows."""
+    """The query side of the ``visual`` descriptor: pixels at the query size -> regional rows;
+    with ``scene``, room pixels (+ each window's colour histogram) -> window rows and the
+    windows' text-space vectors."""
 
-    def __init__(self, tower: Any, scene: bool = False) -> None:
+    def __init__(self, tower: Any, scene: bool = False, extra_names: Sequence[str] = ()) -> None:
         super().__init__()
         self.tower = tower
         self.backbone = tower.backbone
         self.visual = tower.visual
+        self.head = getattr(tower, "head", None)
         self.scene = scene
+        self.extra_names = list(extra_names)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, *extras: torch.Tensor) -> Any:
         if self.scene:
-            return self.tower.visual_scene_forward(pixels)
+            return self.tower.visual_scene_forward(pixels, **dict(zip(self.extra_names, extras)))
         return self.tower.visual_region_forward(pixels)
 
 
 VISUAL_REGIONS = "VISUAL"
+REGION_EMBEDDING = "REGION_EMBEDDING"
 
 
 def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[bytes] | None = None,
@@ -418,23 +427,31 @@ def export_visual(spec: ModelSpec, encoder: Any | None = None, images: Sequence[
     if errors:
         raise OnnxParityError(f"visual parity inputs failed to decode: {errors}")
     pixels = pre.normalize(torch.stack([v[0] for v in views]))  # type: ignore[index]
-    module = VisualRegionGraph(encoder, scene=scene)
+    extras_spec = list(encoder.scene_extra_input_specs) if scene else []
+    extras = encoder.scene_extra_inputs(pixels) if scene else {}
+    extra_names = [e["name"] for e in extras_spec]
+    extras_spec = [{**e, "dim": int(extras[e["name"]].shape[-1])} for e in extras_spec]
+    module = VisualRegionGraph(encoder, scene=scene, extra_names=extra_names)
+    names = ["PIXELS", *extra_names]
+    outputs = [VISUAL_REGIONS, REGION_EMBEDDING] if scene else [VISUAL_REGIONS]
 
     def build(path: Path) -> dict[str, Any]:
         with torch.inference_mode(False):
-            _export(module, (pixels[:2],), path, ["PIXELS"], [VISUAL_REGIONS],
-                    {"PIXELS": {0: "batch"}, VISUAL_REGIONS: {0: "batch"}})
+            _export(module, (pixels[:2], *(extras[n][:2] for n in extra_names)), path, names, outputs,
+                    {n: {0: "batch"} for n in (*names, *outputs)})
         sess = _session(path)
         worst = 1.0
         for sl in (slice(None), slice(0, 1), slice(2, 3)):
-            got = sess.run([VISUAL_REGIONS], {"PIXELS": pixels[sl].numpy()})[0]
-            ref = (encoder.visual_scene(pixels[sl]) if scene else encoder.visual_regions(pixels[sl])).numpy()
-            worst = min(worst, _check_parity(f"visual regions (batch {len(ref)})", ref.reshape(-1, ref.shape[-1]),
-                                             got.reshape(-1, got.shape[-1])))
+            got = sess.run(outputs, {"PIXELS": pixels[sl].numpy(), **{n: extras[n][sl].numpy() for n in extra_names}})
+            refs = encoder.visual_scene(pixels[sl]) if scene else (encoder.visual_regions(pixels[sl]),)
+            for name, r, g in zip(outputs, refs, got):
+                r = r.numpy()
+                worst = min(worst, _check_parity(f"{tower} {name} (batch {len(r)})", r.reshape(-1, r.shape[-1]),
+                                                 g.reshape(-1, g.shape[-1])))
         return {"tower": tower, "family": spec.family, "version": encoder.version,
-                "visual_version": encoder.visual_version, "dim": card.dim, "regions": int(ref.shape[1]),
-                "query_size": size, "index_size": card.index_size, "inputs": ["PIXELS"],
-                "outputs": [VISUAL_REGIONS], "parity_min_cosine": round(worst, 6), "parity_images": int(pixels.shape[0])}
+                "visual_version": encoder.visual_version, "dim": card.dim, "regions": int(got[0].shape[1]),
+                "query_size": size, "index_size": card.index_size, "inputs": names, "extra_inputs": extras_spec,
+                "outputs": outputs, "parity_min_cosine": round(worst, 6), "parity_images": int(pixels.shape[0])}
 
     return _write(spec, tower, build)
 

@@ -70,9 +70,9 @@ def colour_histogram_uint8(rgb: torch.Tensor, bins: int) -> torch.Tensor:
     return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
-def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """The CPU path of ``colour_histogram`` on a float32 numpy batch: the same steps and the same
-    float32 arithmetic for the undo (so the same rounding), then 16-bit integer binning."""
+def _binned_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3, H, W) float32 model input -> (cell number (n, P), kept = not near-white (n, P)): the
+    undo in float32 (so the same rounding as torch), then 16-bit integer binning."""
     _check(pixels.shape, bins)
     n, cells = pixels.shape[0], bins**3
     m = (np.asarray(mean, dtype=np.float32) * np.float32(255.0)).reshape(1, 3, 1, 1)
@@ -86,13 +86,51 @@ def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float],
     q = (rgb * bins) >> 8  # v * bins // 256; at most 255 * 256, fits 16 bits
     if cells > 1 << 16:  # bins > 40: cell numbers need more than 16 bits
         q = q.astype(np.uint32)
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], keep
+
+
+def colour_histogram_numpy(pixels: np.ndarray, bins: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The CPU path of ``colour_histogram`` on a float32 numpy batch: the same steps and the same
+    float32 arithmetic for the undo (so the same rounding), then 16-bit integer binning."""
+    idx, keep = _binned_numpy(pixels, bins, mean, std)
+    n, cells = pixels.shape[0], bins**3
     out = np.empty((n, cells), dtype=np.float32)
     for i in range(n):
         kept = keep[i]
         cell = idx[i][kept] if np.count_nonzero(kept) > MIN_KEPT else idx[i]  # mostly white: every pixel
         counts = np.bincount(cell, minlength=cells).astype(np.float32)
         out[i] = counts / max(float(counts.sum()), 1.0)
+    return out
+
+
+def window_colour_histograms(pixels: np.ndarray, bins: int, mean: Sequence[float], std: Sequence[float],
+                             cell: int, windows: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+    """(n, 3, H, W) float32 model input -> (n, R, bins**3): ``colour_histogram`` of each window's
+    crop, ``windows`` given as (col0, row0, col1, row1) in ``cell``-pixel units (the backbone map's
+    cells, so a window's crop is whole cells). Equal to cropping and calling ``colour_histogram``
+    per window, but the pixels are binned once and each window sums per-cell counts from a
+    summed-area table: 149 windows of a 640 px room cost one pass over the photo
+    (tests/encoders/test_colour.py checks the equality)."""
+    idx, keep = _binned_numpy(pixels, bins, mean, std)
+    n, _c, h, w = pixels.shape
+    cells, gh, gw = bins**3, h // cell, w // cell
+    rows = np.arange(h)[:, None] // cell
+    cols = np.arange(w)[None, :] // cell
+    grid = np.minimum(rows, gh - 1) * gw + np.minimum(cols, gw - 1)  # the map cell of each pixel
+    inside = ((rows < gh) & (cols < gw)).reshape(-1)
+    where = grid.reshape(-1).astype(np.int64) * cells
+    out = np.empty((n, len(windows), cells), dtype=np.float32)
+    for i in range(n):
+        tables = []
+        for mask in (keep[i] & inside, inside):  # near-white dropped; every pixel (mostly-white crops)
+            counts = np.bincount(where[mask] + idx[i][mask], minlength=gh * gw * cells).reshape(gh, gw, cells)
+            sat = np.zeros((gh + 1, gw + 1, cells), dtype=np.int64)
+            sat[1:, 1:] = counts.cumsum(0).cumsum(1)
+            tables.append(sat)
+        for r, (c0, r0, c1, r1) in enumerate(windows):
+            kept, every = ((t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0]) for t in tables)
+            counts = kept if int(kept.sum()) > MIN_KEPT else every
+            out[i, r] = counts.astype(np.float32) / np.float32(max(float(counts.sum()), 1.0))
     return out
 
 

@@ -20,9 +20,11 @@ import logging
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.base import PixelSpec, l2_normalize
 from services.encoders.models.image_head import ProjectionHead, load_head
+from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
 from services.encoders.models.visual import VisualHead, load_visual
 
 log = logging.getLogger(__name__)
@@ -117,9 +119,12 @@ class EffNetImageEncoder:
         return self.visual_region_forward(pixels).cpu()
 
     @torch.inference_mode()
-    def visual_scene(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, 149, 512) shop-the-look rows of room photos (pixels at ``SCENE_SIZE``)."""
-        return self.visual_scene_forward(pixels).cpu()
+    def visual_scene(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shop-the-look rows of room photos (pixels at ``SCENE_SIZE``): (n, 149, 512) ``visual``
+        window rows and (n, 149, dim) text-space vectors of the same windows (the head on each
+        window's mean-pooled features + its colour histogram), from one backbone pass."""
+        rows, emb = self.visual_scene_forward(pixels, **self.scene_extra_inputs(pixels))
+        return rows.cpu(), emb.cpu()
 
     @property
     def visual_sizes(self) -> tuple[int, int]:
@@ -132,19 +137,32 @@ class EffNetImageEncoder:
         return ("VISUAL",) if self.visual is not None else ()
 
     # -- the exportable part (services.encoders.engines.onnx_export) ---------------------------------
+    def _histogram_input(self, name: str, kind: str) -> list[dict]:
+        return [{"name": name, "kind": kind, "bins": self.colour_hist_bins}] if self.colour_hist_bins else []
+
     @property
     def graph_extra_input_specs(self) -> list[dict]:
         """Inputs computed outside the network (no ONNX op for ``bincount``), as the ONNX engine
         recomputes them: see ``onnx_engine.EXTRA_INPUTS``."""
-        if not self.colour_hist_bins:
-            return []
-        return [{"name": "COLOUR_HIST", "kind": "colour_histogram", "bins": self.colour_hist_bins}]
+        return self._histogram_input("COLOUR_HIST", "colour_histogram")
 
     def graph_extra_inputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.colour_hist_bins:
             return {}
         spec = self.pixel_spec
         return {"COLOUR_HIST": colour_histogram(pixels.to(self.device), self.colour_hist_bins, spec.mean, spec.std)}
+
+    @property
+    def scene_extra_input_specs(self) -> list[dict]:
+        """The scene graph's inputs computed outside the network: each window's colour histogram."""
+        return self._histogram_input("WINDOW_COLOUR_HIST", "window_colour_histogram")
+
+    def scene_extra_inputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.colour_hist_bins:
+            return {}
+        spec = self.pixel_spec
+        hist = scene_colour_histograms(pixels.detach().float().cpu().numpy(), self.colour_hist_bins, spec.mean, spec.std)
+        return {"WINDOW_COLOUR_HIST": torch.from_numpy(hist)}
 
     def graph_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
         """Pixels (+ extra inputs) -> L2-normalised embedding (and the global visual row when the
@@ -165,9 +183,21 @@ class EffNetImageEncoder:
         fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
         return self.visual.region_rows(fmap)
 
-    def visual_scene_forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Room photo pixels (640 px) -> (n, 149, 512) window rows; exported as the ``scene`` graph."""
+    def visual_scene_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Room photo pixels (640 px) (+ each window's colour histogram) -> (n, 149, 512) window
+        rows and (n, 149, dim) window vectors in the text space; exported as the ``scene`` graph.
+
+        The text-space vector of a window is what the head gives for that window seen as a photo
+        (mean of its cells = the global average pool of the crop), so a region can also be scored
+        against the products' ``image`` vectors: the type and colour the head reads, which the
+        instance-level ``visual`` rows miss (docs/shop-the-look.md)."""
         if self.visual is None:
             raise RuntimeError("this image tower has no visual head")
         fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
-        return self.visual.scene_rows(fmap)
+        n, c = fmap.shape[:2]
+        pooled = torch.cat([F.avg_pool2d(fmap, kernel_size=s, stride=SCENE_STRIDE).reshape(n, c, -1).transpose(1, 2)
+                            for s in SCENE_WINDOWS if s <= min(fmap.shape[2], fmap.shape[3])], dim=1)
+        if "WINDOW_COLOUR_HIST" in extras:
+            pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)
+        emb = l2_normalize(self.head(pooled.reshape(-1, pooled.shape[2]))).reshape(n, pooled.shape[1], -1)
+        return self.visual.scene_rows(fmap), emb

@@ -14,6 +14,9 @@ it (~0.09 nDCG@10), rectangles and more shapes (389-529 regions) did worse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in 0..1
 
 SCENE_SIZE = 640
@@ -34,6 +37,22 @@ def window_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[Box]
             for x in range(0, cells - s + 1, stride):
                 out.append((x / cells, y / cells, (x + s) / cells, (y + s) / cells))
     return out
+
+
+def window_cells(cells: int, windows: tuple[int, ...], stride: int) -> list[tuple[int, int, int, int]]:
+    """``window_boxes`` in whole map cells, (col0, row0, col1, row1), same order."""
+    return [(round(x0 * cells), round(y0 * cells), round(x1 * cells), round(y1 * cells))
+            for x0, y0, x1, y1 in window_boxes(cells, windows, stride)]
+
+
+def scene_colour_histograms(pixels: Any, bins: int, mean: Sequence[float], std: Sequence[float]) -> Any:
+    """(n, 3, 640, 640) float32 numpy model input -> (n, 149, bins**3): each window's colour
+    histogram, the scene graph's extra input (one definition for the torch tower and the ONNX
+    engine; ``colour.window_colour_histograms``, imported here lazily: it needs torch)."""
+    from services.encoders.models.colour import window_colour_histograms
+
+    return window_colour_histograms(pixels, bins, mean, std, FEATURE_STRIDE,
+                                    window_cells(SCENE_CELLS, SCENE_WINDOWS, SCENE_STRIDE))
 
 
 def scene_region_count() -> int:

@@ -174,6 +174,9 @@ def render_repository(
             if out.name == wire.EMBEDDING:
                 del out.dims[:]
                 out.dims.append(dim)
+            elif out.name == wire.REGION_EMBEDDING:
+                del out.dims[:]
+                out.dims.extend([-1, dim])
         _set_params(cfg, {**common, **params})
         dst = target / name
         (dst / "1").mkdir(parents=True)

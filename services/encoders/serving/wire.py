@@ -13,8 +13,9 @@ image_encoder: IMAGE uint8 [n, L] (JPEG/PNG/WebP bytes), IMAGE_LENGTH int32 [n, 
                2 = query, 3 = scene; services.encoders.models.visual) -> VISUAL fp32 [n, K, 512]:
                index: EMBEDDING + K = 2 rows (whole photo, foreground crop, 224 px);
                query: VISUAL only, K = 50 region rows of one 448 px pass;
-               scene (3): VISUAL only, K = 149 window rows of one 640 px pass (shop the
-               look; windows in services.encoders.models.scene_windows);
+               scene (3): K = 149 window rows of one 640 px pass (shop the look; windows
+               in services.encoders.models.scene_windows) + REGION_EMBEDDING fp32
+               [n, 149, dim], the same windows' text-space vectors;
                photo (4): index and query in one call (a photo query): EMBEDDING + K = 2 + 50
                rows, exactly index's rows then query's (one request, one decode).
 
@@ -40,6 +41,7 @@ IMAGE_LENGTH = "IMAGE_LENGTH"
 EMBEDDING = "EMBEDDING"
 VISUAL_MODE = "VISUAL_MODE"
 VISUAL = "VISUAL"
+REGION_EMBEDDING = "REGION_EMBEDDING"
 VISUAL_MODES: dict[str, int] = {"index": 1, "query": 2, "scene": 3, "photo": 4}
 VISUAL_MODE_NAMES: dict[int, str] = {v: k for k, v in VISUAL_MODES.items()}
 

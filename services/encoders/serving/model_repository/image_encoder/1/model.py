@@ -8,7 +8,8 @@ Visual (photo->photo) requests add ``VISUAL_MODE`` uint8 [n, 1] (``wire.VISUAL_M
 tight foreground crop at 224 px, from the same backbone pass as EMBEDDING); ``query`` answers
 ``VISUAL`` [n, R, 512] only (the regions of one 448 px pass; ``services.encoders.models.visual``);
 ``scene`` answers ``VISUAL`` [n, 149, 512] (shop the look: the windows of one 640 px pass,
-``services.encoders.models.scene_windows``); ``photo`` answers EMBEDDING and ``VISUAL``
+``services.encoders.models.scene_windows``) and ``REGION_EMBEDDING`` [n, 149, dim] (the same
+windows' text-space vectors); ``photo`` answers EMBEDDING and ``VISUAL``
 [n, 2 + R, 512], index's rows then query's, from one decode (a photo query: one request
 instead of two, each of which paid a Triton round trip and decoded the photo again).
 Requests of each mode in a dynamic batch are run together.
@@ -137,10 +138,12 @@ class TritonPythonModel(EncoderModelBase):
             return responses
         try:
             vis, emb = self._visual_rows([batch.decoded[k] for k in good], mode)
+            # scene mode: per-window text-space vectors (n, 149, dim) instead of one per photo
+            emb_name = wire.REGION_EMBEDDING if mode == "scene" else wire.EMBEDDING
             for r, idx in rows_by_request(batch.owner, good).items():
                 tensors = [pb_utils.Tensor.from_dlpack(wire.VISUAL, to_dlpack(vis[idx].float().contiguous()))]
                 if emb is not None:
-                    tensors.insert(0, pb_utils.Tensor.from_dlpack(wire.EMBEDDING, to_dlpack(emb[idx].float().contiguous())))
+                    tensors.insert(0, pb_utils.Tensor.from_dlpack(emb_name, to_dlpack(emb[idx].float().contiguous())))
                 responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
         except Exception as e:
             _fail_unanswered(batch, e, self.kind)
@@ -166,10 +169,14 @@ class TritonPythonModel(EncoderModelBase):
                 embs.append(e)
                 rows.append(v)
             elif mode == "scene":
-                rows.append(self.encoder.visual_scene(pixels))
+                v, e = self.encoder.visual_scene(pixels)
+                rows.append(v)
+                embs.append(e)
             else:
                 rows.append(self.encoder.visual_regions(pixels))
         vis = torch.cat(rows).reshape(len(photos), -1, rows[0].shape[-1])
+        if mode == "scene":  # one view per photo: its windows' vectors, (n, 149, dim)
+            return vis, torch.cat(embs)
         return vis, (torch.cat(embs)[0::per] if embs else None)
 
     def _execute_plain(self, requests: list[Any]) -> list[Any]:
