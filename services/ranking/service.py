@@ -443,10 +443,14 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         if len(boxes) != len(windows):
             raise RuntimeError(f"image encoder answered {len(windows)} scene rows for {len(boxes)} windows")
         limit = max(rs.scene_candidates, need)
-        flat = self.state.index.search(
-            [SignalQuery(IMAGE, VISUAL_VECTOR, dense=w.tolist(), limit=limit) for w in windows], flt)
+        # one signal per window, so search_merged keeps each window's own top ``limit`` (their
+        # union is scored exactly below) and reads each candidate's payload once (Edge: from its
+        # payload cache when warm) instead of once per window hit; then only the two vectors
+        # the scores need are read
+        _q, flat = self.state.index.search_merged(
+            [SignalQuery(f"{IMAGE}:{r}", VISUAL_VECTOR, dense=w.tolist(), limit=limit) for r, w in enumerate(windows)], flt)
         payloads = {c.product_id: c.payload for res in flat for c in res}
-        stored = self.state.index.retrieve(list(payloads))
+        stored = self.state.index.retrieve(list(payloads), vectors=[VISUAL_VECTOR, IMAGE_VECTOR])
         rows = {pid: foreground_rows(sp.vectors.get(VISUAL_VECTOR)) for pid, sp in stored.items()}
         hub = self._hub_bank(self.encoder.visual_version())
         centre = self._type_centre(self.encoder.image_version()) if rs.scene_type_weight else None

@@ -208,3 +208,18 @@ def test_edge_optimize_keeps_every_product_searchable(tmp_path):
         assert res[0][0].payload["product_id"] in {f"p{i}" for i in range(3, 50, DIM)}
     finally:
         idx.close()
+
+
+def test_retrieve_reads_all_vectors_or_only_the_named_ones(index):
+    """Shop the look reads two of the four vectors of ~550 candidates; naming them must return
+    exactly those (and the payload), on both backends; unknown ids are left out."""
+    index.upsert([_product("a", 0, images=2), _product("b", 1, images=0)])
+    full = index.retrieve(["a", "b", "nope"])
+    assert sorted(full) == ["a", "b"]
+    assert {"text", "image", "bm25"} <= set(full["a"].vectors)
+    assert full["a"].payload["title"] == "T a"
+    some = index.retrieve(["a", "b"], vectors=["image"])
+    assert set(some["a"].vectors) == {"image"} and set(some["b"].vectors) <= {"image"}
+    np.testing.assert_allclose(np.asarray(some["a"].vectors["image"]), np.asarray(full["a"].vectors["image"]))
+    assert some["a"].payload == full["a"].payload
+    assert index.retrieve(["a"], vectors=[])["a"].vectors == {}

@@ -8,6 +8,7 @@ run on both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -88,8 +89,10 @@ class VectorIndex(Protocol):
         per signal, each product at its best score over that signal's queries (a photo query's
         visual rows); a backend may get there faster (Edge reads only the kept payloads)."""
 
-    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
-        """Payload and stored vectors of the ids present (similar-products and composed queries)."""
+    def retrieve(self, product_ids: list[str], vectors: Sequence[str] | None = None) -> dict[str, StoredProduct]:
+        """Payload and stored vectors of the ids present (similar-products, composed queries,
+        shop the look); ``vectors`` names the vectors to read (None = all): reading a vector
+        into Python costs, and a room photo's ~550 candidates need two of the four."""
 
     def scroll(self, flt: SearchFilter, limit: int) -> list[dict]:
         """Result payloads (``RESULT_PAYLOAD``) of up to ``limit`` products matching ``flt``."""

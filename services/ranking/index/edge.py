@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import qdrant_edge as qe
@@ -292,15 +292,17 @@ class EdgeIndex:
             )
         return qe.QueryBatchRequest(requests)
 
-    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+    def retrieve(self, product_ids: list[str], vectors: Sequence[str] | None = None) -> dict[str, StoredProduct]:
         if not product_ids or self._shard is None:
             return {}
-        records = self._require().retrieve([point_id(pid) for pid in product_ids], qe.PayloadSelector.Include(RESULT_PAYLOAD), True)
-        return {
-            r.payload["product_id"]: StoredProduct(r.payload["product_id"], r.payload, dict(r.vector or {}))
-            for r in records
-            if r.payload
-        }
+        records = self._require().retrieve([point_id(pid) for pid in product_ids], qe.PayloadSelector.Include(RESULT_PAYLOAD),
+                                           True if vectors is None else list(vectors))
+        out = {}
+        for r in records:
+            payload = r.payload  # each access converts the whole payload to Python: read it once
+            if payload:
+                out[payload["product_id"]] = StoredProduct(payload["product_id"], payload, dict(r.vector or {}))
+        return out
 
     def scroll(self, flt: SearchFilter, limit: int) -> list[dict]:
         if self._shard is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from qdrant_client import QdrantClient, models
 
@@ -210,11 +211,12 @@ class ServerIndex:
 
         return merge_signal_lists(queries, self.search(queries, flt))
 
-    def retrieve(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+    def retrieve(self, product_ids: list[str], vectors: Sequence[str] | None = None) -> dict[str, StoredProduct]:
         if not product_ids or not self.client.collection_exists(self.collection):
             return {}
         records = self.client.retrieve(
-            self.collection, ids=[point_id(pid) for pid in product_ids], with_payload=RESULT_PAYLOAD, with_vectors=True
+            self.collection, ids=[point_id(pid) for pid in product_ids], with_payload=RESULT_PAYLOAD,
+            with_vectors=True if vectors is None else list(vectors),
         )
         out = {}
         for r in records:
