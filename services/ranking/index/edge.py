@@ -207,7 +207,7 @@ class EdgeIndex:
             qe.PayloadSelector.Include(["product_id", "content_hash"]),
             False,
         )
-        return {r.payload["product_id"]: r.payload.get("content_hash", "") for r in records if r.payload}
+        return {pl["product_id"]: pl.get("content_hash", "") for r in records if (pl := r.payload)}
 
     def search(self, queries: list[SignalQuery], flt: SearchFilter) -> list[list[Candidate]]:
         if not queries:
@@ -261,7 +261,7 @@ class EdgeIndex:
             CACHE_REQUESTS.labels("payload", "miss").inc(len(missing))
         if missing:
             records = shard.retrieve(missing, qe.PayloadSelector.Include(RESULT_PAYLOAD), False)
-            fresh = {r.id: r.payload for r in records if r.payload}
+            fresh = {r.id: pl for r in records if (pl := r.payload)}  # one conversion per record
             self._payloads.put_many(epoch, fresh)
             payloads.update(fresh)
         out_r = [[Candidate(pl["product_id"], score, pl) for k, score in top if (pl := payloads.get(k))]
@@ -310,7 +310,7 @@ class EdgeIndex:
         points, _next = self._require().scroll(
             qe.ScrollRequest(limit=limit, filter=to_edge_filter(flt), with_payload=qe.PayloadSelector.Include(RESULT_PAYLOAD), with_vector=False)
         )
-        return [p.payload for p in points if p.payload]
+        return [pl for p in points if (pl := p.payload)]
 
     def facet(self, key: str, flt: SearchFilter, limit: int) -> list[tuple[str, int]]:
         if self._shard is None:
