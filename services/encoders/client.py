@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from services.encoders.serving import wire
@@ -55,6 +55,10 @@ class ModelInfo:
     image_version: str
     dim: int
     visual_version: str = ""  # "" = the image model has no ``visual`` (photo->photo) output
+    # the image model answers scene requests with each window's text-space vector too
+    # (REGION_EMBEDDING); False for a model repository older than the client: room searches
+    # then run on the visual rows alone instead of failing (a rolling upgrade)
+    region_embedding: bool = False
 
     @property
     def model_version(self) -> str:
@@ -62,6 +66,23 @@ class ModelInfo:
         visual descriptor changes it too, so an index written without it asks to be re-indexed)."""
         base = f"{self.text_version}|{self.image_version}"
         return f"{base}|{self.visual_version}" if self.visual_version else base
+
+
+def model_info_from_configs(text: Any, image: Any) -> ModelInfo:
+    """``ModelInfo`` from the two models' ``ModelConfig`` messages (versions and dimension are
+    config parameters; which optional outputs the image model has, its declared outputs)."""
+    tp, ip = text.parameters, image.parameters
+    try:
+        tdim, idim = int(tp[wire.PARAM_DIM].string_value), int(ip[wire.PARAM_DIM].string_value)
+        visual = ip[wire.PARAM_VISUAL_VERSION].string_value if wire.PARAM_VISUAL_VERSION in ip else ""
+        regions = any(o.name == wire.REGION_EMBEDDING for o in image.output)
+        info = ModelInfo(tp[wire.PARAM_VERSION].string_value, ip[wire.PARAM_VERSION].string_value, tdim, visual,
+                         region_embedding=regions)
+    except (KeyError, ValueError) as e:
+        raise EncoderError(f"encoder models do not declare version/dimension parameters: {e}") from None
+    if tdim != idim:
+        raise EncoderError(f"text ({tdim}) and image ({idim}) encoders have different dimensions")
+    return info
 
 
 class EncoderClient:
@@ -113,15 +134,7 @@ class EncoderClient:
         deadline = time.monotonic() + self.timeout_s
         text = self._call(lambda t: self._client.get_model_config(wire.TEXT_MODEL, client_timeout=t), deadline)
         image = self._call(lambda t: self._client.get_model_config(wire.IMAGE_MODEL, client_timeout=t), deadline)
-        tp, ip = text.config.parameters, image.config.parameters
-        try:
-            tdim, idim = int(tp[wire.PARAM_DIM].string_value), int(ip[wire.PARAM_DIM].string_value)
-            visual = ip[wire.PARAM_VISUAL_VERSION].string_value if wire.PARAM_VISUAL_VERSION in ip else ""
-            info = ModelInfo(tp[wire.PARAM_VERSION].string_value, ip[wire.PARAM_VERSION].string_value, tdim, visual)
-        except (KeyError, ValueError) as e:
-            raise EncoderError(f"encoder models do not declare version/dimension parameters: {e}") from None
-        if tdim != idim:
-            raise EncoderError(f"text ({tdim}) and image ({idim}) encoders have different dimensions")
+        info = model_info_from_configs(text.config, image.config)
         with self._lock:
             self._info = info
         return info
@@ -163,7 +176,7 @@ class EncoderClient:
         (``index``: K = 2, whole photo + foreground crop, returned with the (n, dim) text-space
         vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None;
         ``scene``: K = 149 windows of one 640 px pass with the windows' (n, 149, dim) text-space
-        vectors; ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
+        vectors, or None from an image model older than this client; ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
         Raises EncoderError when the image model serves no visual output."""
         if mode not in wire.VISUAL_MODES:
             raise ValueError(f"mode must be 'index', 'query', 'scene' or 'photo', got {mode!r}")
@@ -178,7 +191,8 @@ class EncoderClient:
             return self._inputs((wire.IMAGE, data, "UINT8"), (wire.IMAGE_LENGTH, lengths, "INT32"),
                                 (wire.VISUAL_MODE, modes, "UINT8"))
 
-        emb_name = {"index": wire.EMBEDDING, "photo": wire.EMBEDDING, "scene": wire.REGION_EMBEDDING}.get(mode)
+        emb_name = {"index": wire.EMBEDDING, "photo": wire.EMBEDDING,
+                    "scene": wire.REGION_EMBEDDING if self.model_info().region_embedding else None}.get(mode)
         names = (emb_name, wire.VISUAL) if emb_name else (wire.VISUAL,)
         if not items:
             dim = self.model_info().dim

@@ -186,20 +186,24 @@ class QueryEncoder:
             self.cache.put_embedding(key, rows.reshape(-1))
         return np.asarray(ivec, dtype=np.float32), np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
 
-    def scene(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+    def scene(self, data: bytes, model_version: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Shop-the-look rows of a room photo (one 640 px pass), cached: (149, 512) ``visual``
-        window rows and (149, dim) text-space vectors of the same windows."""
+        window rows and (149, dim) text-space vectors of the same windows (None when the image
+        model is older than this service and does not answer them)."""
         key = self.cache.embedding_key(model_version, "scene", data)
         ekey = self.cache.embedding_key(model_version, "scene-emb", data)
-        rows, emb = self.cache.get_embedding(key), self.cache.get_embedding(ekey)
-        if rows is None or emb is None:
+        with_types = self.encoder.model_info().region_embedding
+        rows = self.cache.get_embedding(key)
+        emb = self.cache.get_embedding(ekey) if with_types else None
+        if rows is None or (with_types and emb is None):
             vis, regions = self._embed(lambda: self.encoder.embed_images_visual([data], "scene"))
             rows = np.asarray(vis[0], dtype=np.float32)
-            emb = np.asarray(regions[0], dtype=np.float32)  # type: ignore[index]
             self.cache.put_embedding(key, rows.reshape(-1))
-            self.cache.put_embedding(ekey, emb.reshape(-1))
+            if regions is not None:
+                emb = np.asarray(regions[0], dtype=np.float32)
+                self.cache.put_embedding(ekey, emb.reshape(-1))
         rows = np.asarray(rows, dtype=np.float32).reshape(-1, VISUAL_DIM)
-        return rows, np.asarray(emb, dtype=np.float32).reshape(len(rows), -1)
+        return rows, None if emb is None else np.asarray(emb, dtype=np.float32).reshape(len(rows), -1)
 
     def images(self, crops: list[bytes], model_version: str) -> list[np.ndarray]:
         """Embeds several images in one encoder call; cached ones are not sent again."""

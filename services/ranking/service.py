@@ -455,7 +455,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         hub = self._hub_bank(self.encoder.visual_version())
         centre = self._type_centre(self.encoder.image_version()) if rs.scene_type_weight else None
         types = None
-        if centre is not None and window_types.shape[1:] == centre.shape:
+        if centre is not None and window_types is not None and window_types.shape[1:] == centre.shape:
             types = {pid: np.asarray(sp.vectors[IMAGE_VECTOR], np.float32).reshape(-1, centre.shape[0])
                      for pid, sp in stored.items() if sp.vectors.get(IMAGE_VECTOR) is not None}
         t2 = time.perf_counter()
@@ -475,7 +475,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 if hub.active else "no hubness correction (no bank for this visual version)")
         typ = (f" + {rs.scene_type_weight:g} x the window's text-space vector (centred on the dev-room mean) "
                f"against the product's image vector" if sc.types is not None
-               else "; no text-space term (weight 0 or no centre for this image version)")
+               else "; no text-space term (weight 0, no centre for this image version, or an image encoder "
+                    "that does not answer window vectors)")
         note = (f"shop the look: {len(windows)} windows of one {SCENE_SIZE} px pass vs the products' foreground "
                 f"visual rows, {corr}{typ}, {len(sc.ids)} candidates scored exactly, merged round robin "
                 f"(encode {1000 * (t1 - t0):.0f} ms, index {1000 * (t2 - t1):.0f} ms, score+merge {1000 * (t3 - t2):.0f} ms)")

@@ -68,3 +68,30 @@ def test_prepare_is_idempotent_and_cli_reports_versions(triton_server):
     out = subprocess.run([sys.executable, "-m", "services.encoders.operations.prepare"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     assert json.loads(out.stdout.strip().splitlines()[-1])["image_version"].startswith("effnet-lite0+")
+
+
+def test_model_info_reads_the_rendered_configs_and_tolerates_an_older_image_model(tmp_path):
+    """Versions, dimension and the optional REGION_EMBEDDING output come from the model configs
+    that the launcher renders; an image model rendered before that output existed (a Triton
+    older than the ranking service during a rolling upgrade) reads as ``region_embedding``
+    False, so room searches leave out the window type term instead of failing."""
+    from google.protobuf import text_format
+    from services.encoders.client import model_info_from_configs
+    from services.encoders.serving import wire
+    from services.encoders.serving.config import TritonSettings
+    from services.encoders.serving.repository import render_repository
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    render_repository(TritonSettings(), tmp_path / "repo", kind="KIND_CPU")
+    text, image = (text_format.Parse((tmp_path / "repo" / m / "config.pbtxt").read_text(), mc.ModelConfig())
+                   for m in (wire.TEXT_MODEL, wire.IMAGE_MODEL))
+    outs = {o.name: list(o.dims) for o in image.output}
+    info = model_info_from_configs(text, image)
+    assert info.region_embedding and outs[wire.REGION_EMBEDDING] == [-1, info.dim]
+    assert info.model_version.startswith(f"{info.text_version}|{info.image_version}")
+    older = mc.ModelConfig()
+    older.CopyFrom(image)
+    del older.output[:]
+    older.output.extend(o for o in image.output if o.name != wire.REGION_EMBEDDING)
+    old_info = model_info_from_configs(text, older)
+    assert not old_info.region_embedding and old_info.model_version == info.model_version

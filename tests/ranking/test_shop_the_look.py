@@ -108,3 +108,31 @@ def test_bad_photo_is_invalid_argument(room):
     with pytest.raises(grpc.RpcError) as ei:  # a truncated JPEG
         handle.rank(image=photo[: len(photo) // 3], region_mode=search_pb2.REGION_MODE_ON, no_cache=True)
     assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@needs_data
+def test_room_search_without_window_vectors_from_an_older_image_model(room):
+    """During a rolling upgrade the image model may not have the REGION_EMBEDDING output yet
+    (``model_info_from_configs`` reads that from its config: tests/encoders/test_client.py).
+    Here the real Triton is asked as such a client would (the capability flag read from the
+    config is set off): the room is still searched by regions on the visual rows alone, the
+    interpretation says the type term is off, and the room's products are still found."""
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    handle, scene, photo = room
+    client = handle.app.encoder
+    info = client.model_info()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(photo)).convert("RGB").save(buf, format="JPEG", quality=83)  # bytes not in the embedding cache
+    client._info = dataclasses.replace(info, region_embedding=False)
+    try:
+        resp = handle.rank(image=buf.getvalue(), top_k=10, explain=True, no_cache=True)
+    finally:
+        client._info = info
+    assert resp.regions and len(resp.hits) == 10
+    assert all("type" not in r.hits[0].signal_scores for r in resp.regions)
+    assert "no text-space term" in resp.interpretation
+    assert len({h.product_id for h in resp.hits} & set(scene["relevant"])) >= 2
