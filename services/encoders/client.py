@@ -176,7 +176,8 @@ class EncoderClient:
         (``index``: K = 2, whole photo + foreground crop, returned with the (n, dim) text-space
         vectors of the same pass; ``query``: K = 50 regions of one 448 px pass, and None;
         ``scene``: K = 149 windows of one 640 px pass with the windows' (n, 149, dim) text-space
-        vectors, or None from an image model older than this client; ``photo``: index's 2 rows then query's 50 with the text-space vectors, one request).
+        vectors, or None from an image model older than this client; ``photo``: index's 2 rows
+        then query's 50 with the text-space vectors, one request).
         Raises EncoderError when the image model serves no visual output."""
         if mode not in wire.VISUAL_MODES:
             raise ValueError(f"mode must be 'index', 'query', 'scene' or 'photo', got {mode!r}")
