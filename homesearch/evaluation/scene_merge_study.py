@@ -7,8 +7,9 @@ best product, windows visited by their best hubness-corrected score. Trying anot
 through the services means a re-deploy per variant; here the full window x product matrix of
 corrected scores (``services.ranking.scene_search.score_windows``, the shipped hub bank) is
 computed once per scene with the image tower in process (the served ONNX graph matches it,
-``onnx_export``; scores include the served text-space type term unless ``--type-weight 0``), over EVERY catalogue product (the service scores the union of each window's
-top 50 on ``visual``: the same 0.180 either way on dev, docs/shop-the-look.md), and the rules
+``onnx_export``; scores include the served text-space type term unless ``--type-weight 0``),
+over EVERY catalogue product (the service scores the union of each window's top 50 on
+``visual``: the same 0.180 either way on dev, docs/shop-the-look.md), and the rules
 are applied to it. Numbers are the scene path alone (no "one product first" lead: that rule
 uses the photo query's fused list, which needs the index).
 

@@ -145,9 +145,10 @@ class OnnxImageEncoder:
             self.scene_extras = list(scene.card.get("extra_inputs") or [])
             self.scene_session = make_session(scene.path, intra_threads, spinning, gpu=gpu)
 
-    def _feeds(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
+    def _feeds(self, pixels: torch.Tensor, extras: list[dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
+        """PIXELS + the graph's extra inputs (``extras``: the image graph's by default)."""
         feeds = {"PIXELS": pixels.numpy()}
-        for e in self.extras:
+        for e in self.extras if extras is None else extras:
             feeds[e["name"]] = EXTRA_INPUTS[e["kind"]](pixels, self.pixel_spec, e).numpy()
         return feeds
 
@@ -184,11 +185,7 @@ class OnnxImageEncoder:
         and (n, 149, dim) text-space window vectors, one run of the scene graph."""
         if self.scene_session is None:
             raise RuntimeError("this image tower has no visual graph")
-        pixels = pixels.float().cpu()
-        feeds = {"PIXELS": pixels.numpy()}
-        for e in self.scene_extras:
-            feeds[e["name"]] = EXTRA_INPUTS[e["kind"]](pixels, self.pixel_spec, e).numpy()
-        rows, emb = self.scene_session.run(["VISUAL", "REGION_EMBEDDING"], feeds)
+        rows, emb = self.scene_session.run(["VISUAL", "REGION_EMBEDDING"], self._feeds(pixels.float().cpu(), self.scene_extras))
         return (torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)))
 

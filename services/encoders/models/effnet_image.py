@@ -20,12 +20,11 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.base import PixelSpec, l2_normalize
 from services.encoders.models.image_head import ProjectionHead, load_head
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
-from services.encoders.models.visual import VisualHead, load_visual
+from services.encoders.models.visual import VisualHead, load_visual, window_means
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +193,8 @@ class EffNetImageEncoder:
         if self.visual is None:
             raise RuntimeError("this image tower has no visual head")
         fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
-        n, c = fmap.shape[:2]
-        pooled = torch.cat([F.avg_pool2d(fmap, kernel_size=s, stride=SCENE_STRIDE).reshape(n, c, -1).transpose(1, 2)
-                            for s in SCENE_WINDOWS if s <= min(fmap.shape[2], fmap.shape[3])], dim=1)
+        pooled = window_means(fmap, SCENE_WINDOWS, SCENE_STRIDE)  # each window = its crop's global pool
+        n = fmap.shape[0]
         if "WINDOW_COLOUR_HIST" in extras:
             pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)
         emb = l2_normalize(self.head(pooled.reshape(-1, pooled.shape[2]))).reshape(n, pooled.shape[1], -1)

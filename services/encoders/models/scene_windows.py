@@ -26,23 +26,23 @@ SCENE_WINDOWS: tuple[int, ...] = (5, 7, 9)
 SCENE_STRIDE = 2
 
 
-def window_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[Box]:
-    """(x0, y0, x1, y1) in [0, 1] of the square map, in ``regional_gem`` order: for each window
-    size, rows top to bottom, each left to right (what ``avg_pool2d`` + reshape gives)."""
-    out: list[Box] = []
+def window_cells(cells: int, windows: tuple[int, ...], stride: int) -> list[tuple[int, int, int, int]]:
+    """(col0, row0, col1, row1) in whole map cells of every square window, in ``regional_gem``
+    order: for each window size, rows top to bottom, each left to right (what ``avg_pool2d`` +
+    reshape gives)."""
+    out: list[tuple[int, int, int, int]] = []
     for s in windows:
         if s > cells:
             continue
         for y in range(0, cells - s + 1, stride):
             for x in range(0, cells - s + 1, stride):
-                out.append((x / cells, y / cells, (x + s) / cells, (y + s) / cells))
+                out.append((x, y, x + s, y + s))
     return out
 
 
-def window_cells(cells: int, windows: tuple[int, ...], stride: int) -> list[tuple[int, int, int, int]]:
-    """``window_boxes`` in whole map cells, (col0, row0, col1, row1), same order."""
-    return [(round(x0 * cells), round(y0 * cells), round(x1 * cells), round(y1 * cells))
-            for x0, y0, x1, y1 in window_boxes(cells, windows, stride)]
+def window_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[Box]:
+    """``window_cells`` as (x0, y0, x1, y1) in [0, 1] of the square map, same order."""
+    return [(x0 / cells, y0 / cells, x1 / cells, y1 / cells) for x0, y0, x1, y1 in window_cells(cells, windows, stride)]
 
 
 def scene_colour_histograms(pixels: Any, bins: int, mean: Sequence[float], std: Sequence[float]) -> Any:

@@ -102,20 +102,26 @@ def gem(fmap: torch.Tensor, p: float = 3.0) -> torch.Tensor:
     return fmap.clamp(min=GEM_EPS).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 
+def window_means(fmap: torch.Tensor, windows: tuple[int, ...], stride: int) -> torch.Tensor:
+    """(n, C, h, w) -> (n, R, C): the mean of every square window of each size, row-major per
+    size (``scene_windows.window_cells`` order), in ops ONNX exports."""
+    n, c = fmap.shape[:2]
+    parts = []
+    for s in windows:
+        if s > min(fmap.shape[2], fmap.shape[3]):
+            continue
+        pooled = F.avg_pool2d(fmap, kernel_size=s, stride=stride)
+        parts.append(pooled.reshape(n, c, -1).transpose(1, 2))
+    return torch.cat(parts, dim=1)
+
+
 def regional_gem(fmap: torch.Tensor, windows: tuple[int, ...], stride: int, p: float = 3.0) -> torch.Tensor:
     """(n, C, h, w) -> (n, R, C): GeM of every square window of each size, row-major per size.
 
-    ``avg_pool2d`` of ``x**p`` is the windowed mean of ``x**p`` (what an integral image gives),
-    so this is exactly GeM of each cropped map, in ops ONNX exports."""
+    The windowed mean of ``x**p`` (what an integral image gives) is exactly GeM of each cropped
+    map."""
     x = fmap.clamp(min=GEM_EPS).pow(p)
-    n, c = x.shape[:2]
-    parts = []
-    for s in windows:
-        if s > min(x.shape[2], x.shape[3]):
-            continue
-        pooled = F.avg_pool2d(x, kernel_size=s, stride=stride)
-        parts.append(pooled.reshape(n, c, -1).transpose(1, 2))
-    return torch.cat(parts, dim=1).clamp(min=GEM_EPS**p).pow(1.0 / p)
+    return window_means(x, windows, stride).clamp(min=GEM_EPS**p).pow(1.0 / p)
 
 
 def region_count(cells: int, windows: tuple[int, ...], stride: int) -> int:

@@ -175,8 +175,7 @@ class TritonPythonModel(EncoderModelBase):
             else:
                 rows.append(self.encoder.visual_regions(pixels))
         vis = torch.cat(rows).reshape(len(photos), -1, rows[0].shape[-1])
-        if mode == "scene":  # one view per photo: its windows' vectors, (n, 149, dim)
-            return vis, torch.cat(embs)
+        # index: the whole photo's vector (first of its views); scene: one view, (n, 149, dim)
         return vis, (torch.cat(embs)[0::per] if embs else None)
 
     def _execute_plain(self, requests: list[Any]) -> list[Any]:
