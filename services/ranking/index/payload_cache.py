@@ -7,8 +7,9 @@ stage in a served text miss (docs/performance.md, "Stop 23"). Hot products recur
 so their dicts are reused instead of read again.
 
 Consistency: every write to the index runs inside ``writing()``, which empties the cache once
-the write is applied (and before, so readers during the write go to the shard). A reader takes ``epoch()`` *before* it reads the shard
-and hands it back to ``put_many``; entries read across a write are dropped, so a cached payload
+the write is applied (and before, so readers during the write go to the shard). A reader takes
+``epoch()`` *before* it reads the shard and hands it back to ``put_many``; entries read across a
+write are dropped, so a cached payload
 is never older than the last completed write. Payload dicts are shared between requests and
 threads: nothing downstream may mutate a candidate's payload (fusion, boosts and responses only
 read it).
