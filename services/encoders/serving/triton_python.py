@@ -219,6 +219,12 @@ class EncoderModelBase:
             import onnxruntime as ort
 
             if "CUDAExecutionProvider" not in ort.get_available_providers():
+                if self.spec.text_precision != "fp32" and self.kind == wire.TEXT_MODEL:
+                    # torch cannot give the int8 graph's vectors: keep the version, run it on the CPU
+                    log.warning("onnxruntime has no CUDA provider here: the int8 text graph runs on the CPU",
+                                extra={"model": self.kind})
+                    self.device = torch.device("cpu")
+                    return self.engine
                 log.warning("onnxruntime has no CUDA provider here: serving the torch engine on the GPU",
                             extra={"model": self.kind})
                 self.engine = "torch"
