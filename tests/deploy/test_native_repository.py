@@ -26,7 +26,8 @@ def rendered(tmp_path_factory) -> tuple[Path, object]:
     from services.encoders.serving.native_repository import render_native_repository
 
     target = tmp_path_factory.mktemp("native") / "repo"
-    return target, render_native_repository(TritonSettings(), target, kind="KIND_GPU", portable=True)
+    return target, render_native_repository(TritonSettings(serving_backend="onnxruntime"), target, kind="KIND_GPU",
+                                            portable=True)
 
 
 def _configs(repo: Path) -> dict[str, mc.ModelConfig]:
@@ -56,7 +57,8 @@ def test_ensembles_keep_the_client_protocol_and_identity(rendered):
 
     repo, r = rendered
     cfgs = _configs(repo)
-    spec = TritonSettings().model_spec()
+    spec = TritonSettings(serving_backend="onnxruntime").model_spec()
+    assert spec.text_precision == "fp32"  # auto: int8 runs text by text, which only the python backend does
     for name, version in (("text_encoder", spec.text_version()), ("image_encoder", spec.image_version())):
         embedded = text_format.Parse((TEMPLATE_DIR / name / "config.pbtxt").read_text(), mc.ModelConfig())
         native = cfgs[name]

@@ -106,6 +106,13 @@ def test_int8_precision_is_refused_where_it_cannot_be_served(spec):
     assert TritonSettings(engine="torch").model_spec().text_precision == "fp32"
     assert TritonSettings(text_precision="fp32").model_spec().text_precision == "fp32"
     assert TritonSettings(model_dir=Path("/nonexistent")).resolved_text_precision() == "fp32"
+    assert TritonSettings(serving_backend="onnxruntime").model_spec().text_precision == "fp32"
+    with pytest.raises(ValidationError, match="needs serving_backend python"):
+        TritonSettings(serving_backend="onnxruntime", text_precision="int8")
+    from services.encoders.serving.native_repository import render_native_repository
+
+    with pytest.raises(ValueError, match="serves the fp32 text graph"):
+        render_native_repository(TritonSettings(), Path("/nonexistent/repo"))
     round_trip = ModelSpec.from_params(replace(spec, text_precision="int8").to_params())
     assert round_trip.text_precision == "int8"
 

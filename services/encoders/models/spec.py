@@ -6,7 +6,7 @@
 * ``model_dir`` set (``HOMESEARCH_MODEL_DIR``): a local Hugging Face CLIP / Chinese-CLIP
   checkpoint serves both towers.
 * ``text_precision`` "int8": the text tower's exported graph with ONNX Runtime's dynamic int8
-  weights (about 2x faster on CPU, cosine ~0.995 to fp32). Its vectors are not the fp32
+  weights (about 2x faster on CPU, cosine ~0.997-0.998 to fp32). Its vectors are not the fp32
   model's, so it is another model version (``+int8``): an index is written and queried with one.
 
 The spec travels to the Triton python models as config parameters (``to_params`` /

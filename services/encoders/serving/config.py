@@ -53,8 +53,8 @@ class TritonSettings(BaseSettings):
     text_precision: Literal["auto", "fp32", "int8"] = Field(
         "auto",
         description="text graph weights: int8 = ONNX Runtime dynamic int8 (~2x faster on CPU, its own model "
-        "version: re-index); fp32 = the PyTorch tower's vectors; auto = int8 for the default e5 tower, fp32 for a "
-        "CLIP checkpoint or the torch engine",
+        "version: re-index); fp32 = the PyTorch tower's vectors; auto = int8 for the default e5 tower on the onnx "
+        "engine in the python backend, fp32 for a CLIP checkpoint, the torch engine or the native onnxruntime backend",
     )
     onnx_spinning: bool = Field(False, description="let ONNX Runtime's idle threads busy-wait (only on dedicated cores)")
     torch_threads: int = Field(0, ge=0, description="legacy: intra-op threads of every instance (overrides the auto values)")
@@ -96,13 +96,20 @@ class TritonSettings(BaseSettings):
     def _precision_needs_onnx(self) -> TritonSettings:
         if self.engine == "torch" and self.text_precision == "int8":
             raise ValueError("text_precision int8 needs engine onnx (the torch engine serves fp32 vectors only)")
+        if self.serving_backend == "onnxruntime" and self.text_precision == "int8":
+            # int8 activations are quantized per run, and the native backend runs a request's (or a
+            # dynamic batch's) texts as one run: a text's vector would depend on its neighbours
+            raise ValueError("text_precision int8 needs serving_backend python (the native onnxruntime backend "
+                             "runs batched texts as one run, and int8 vectors then depend on the batch)")
         return self
 
     def resolved_text_precision(self) -> str:
-        """``text_precision`` with auto decided: int8 where it was measured (the e5 tower on onnx)."""
+        """``text_precision`` with auto decided: int8 where it was measured and runs text by text
+        (the e5 tower on the onnx engine in the python backend), fp32 elsewhere."""
         if self.text_precision != "auto":
             return self.text_precision
-        return "int8" if self.model_dir is None and self.engine == "onnx" else "fp32"
+        measured = self.model_dir is None and self.engine == "onnx" and self.serving_backend == "python"
+        return "int8" if measured else "fp32"
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(model_dir=self.model_dir, head_dir=self.image_head, cache_dir=self.model_cache,

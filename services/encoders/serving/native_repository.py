@@ -69,6 +69,9 @@ def render_native_repository(settings: TritonSettings, target: Path, kind: str =
                              copy_graphs: bool = False) -> RenderedRepository:
     """Writes the onnxruntime-backend repository to ``target`` (replacing it); graphs must be exported."""
     spec = settings.model_spec()
+    if spec.text_precision != "fp32":  # per-run int8 activations need the python backend's text-by-text runs
+        raise ValueError("the native onnxruntime repository serves the fp32 text graph: set text_precision fp32 "
+                         "(auto does with serving_backend onnxruntime)")
     text, image = export_text(spec), export_image(spec)
     dim = int(text.card["dim"])
     if int(image.card["dim"]) != dim:
