@@ -107,6 +107,8 @@ def test_int8_precision_is_refused_where_it_cannot_be_served(spec):
     assert TritonSettings(text_precision="fp32").model_spec().text_precision == "fp32"
     assert TritonSettings(model_dir=Path("/nonexistent")).resolved_text_precision() == "fp32"
     assert TritonSettings(serving_backend="onnxruntime").model_spec().text_precision == "fp32"
+    assert TritonSettings(device="gpu").resolved_text_precision() == "fp32"  # int8 was measured on CPU only
+    assert TritonSettings(device="cpu").resolved_text_precision() == "int8"
     with pytest.raises(ValidationError, match="needs serving_backend python"):
         TritonSettings(serving_backend="onnxruntime", text_precision="int8")
     from services.encoders.serving.native_repository import render_native_repository

@@ -54,7 +54,8 @@ class TritonSettings(BaseSettings):
         "auto",
         description="text graph weights: int8 = ONNX Runtime dynamic int8 (~2x faster on CPU, its own model "
         "version: re-index); fp32 = the PyTorch tower's vectors; auto = int8 for the default e5 tower on the onnx "
-        "engine in the python backend, fp32 for a CLIP checkpoint, the torch engine or the native onnxruntime backend",
+        "engine in the python backend on CPU, fp32 for a CLIP checkpoint, the torch engine, a GPU or the native "
+        "onnxruntime backend",
     )
     onnx_spinning: bool = Field(False, description="let ONNX Runtime's idle threads busy-wait (only on dedicated cores)")
     torch_threads: int = Field(0, ge=0, description="legacy: intra-op threads of every instance (overrides the auto values)")
@@ -105,10 +106,15 @@ class TritonSettings(BaseSettings):
 
     def resolved_text_precision(self) -> str:
         """``text_precision`` with auto decided: int8 where it was measured and runs text by text
-        (the e5 tower on the onnx engine in the python backend), fp32 elsewhere."""
+        (the e5 tower on the onnx engine in the python backend, on CPU), fp32 elsewhere. On a GPU
+        dynamic int8 is not the fast path (and was never measured there), so auto keeps fp32."""
         if self.text_precision != "auto":
             return self.text_precision
         measured = self.model_dir is None and self.engine == "onnx" and self.serving_backend == "python"
+        if measured and self.device != "cpu":
+            from services.encoders.serving.repository import cuda_available
+
+            measured = self.device == "auto" and not cuda_available()
         return "int8" if measured else "fp32"
 
     def model_spec(self) -> ModelSpec:
