@@ -17,6 +17,16 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def cuda_available() -> bool:
+    """Whether this interpreter sees a CUDA device (what device=auto resolves by)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
 class TritonSettings(BaseSettings):
     """Everything the launcher needs to start tritonserver with the encoder models."""
 
@@ -112,8 +122,6 @@ class TritonSettings(BaseSettings):
             return self.text_precision
         measured = self.model_dir is None and self.engine == "onnx" and self.serving_backend == "python"
         if measured and self.device != "cpu":
-            from services.encoders.serving.repository import cuda_available
-
             measured = self.device == "auto" and not cuda_available()
         return "int8" if measured else "fp32"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 from services.encoders.serving import wire
-from services.encoders.serving.config import TritonSettings
+from services.encoders.serving.config import TritonSettings, cuda_available
 from services.encoders.models.image_head import head_version
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -33,15 +33,6 @@ class RenderedRepository:
     text_version: str
     image_version: str
     dim: int
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
 
 
 def resolve_kind(device: str) -> str:
