@@ -104,7 +104,7 @@ class TritonSettings(BaseSettings):
     prepare: bool = Field(True, description="convert/cache model weights before starting")
 
     @model_validator(mode="after")
-    def _precision_needs_onnx(self) -> TritonSettings:
+    def _int8_needs_text_by_text_runs(self) -> TritonSettings:
         if self.engine == "torch" and self.text_precision == "int8":
             raise ValueError("text_precision int8 needs engine onnx (the torch engine serves fp32 vectors only)")
         if self.serving_backend == "onnxruntime" and self.text_precision == "int8":
