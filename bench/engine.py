@@ -190,7 +190,9 @@ def run(addrs: StackAddrs, catalog: Path, *, quick: bool = False, log=print) -> 
     # 4. result-cache hit vs Health.Check
     hot = search_pb2.SearchRequest(text="white bookcase", top_k=10)
     for _ in range(5):
-        cl.search.Search(hot, metadata=cl.md, timeout=10)
+        warm = cl.search.Search(hot, metadata=cl.md, timeout=10)
+    # which towers were measured (e.g. the text graph's precision: "...+int8" vs the fp32 version)
+    res.meta["served_model_version"] = warm.model_version
     served, baseline = interleave(lambda i: cl.search.Search(hot, metadata=cl.md, timeout=10),
                                   lambda i: cl.health.Check(cl.health_req, timeout=10), n * 3)
     rows.append(_row("result-cache hit through the gateway (p50 ms)", served, baseline,
