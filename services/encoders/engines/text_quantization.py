@@ -16,7 +16,6 @@ the graph cache key, which holds it) changes too.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,16 +38,14 @@ def outlier_matmuls(graph: Path, feeds: Iterable[dict[str, np.ndarray]], count: 
         return []
     outputs = sorted({x for _, x in targets})
     model.graph.output.extend(helper.make_tensor_value_info(x, TensorProto.FLOAT, None) for x in outputs)
-    with tempfile.TemporaryDirectory() as tmp:  # the probe graph: the same network, activations exposed
-        probe = Path(tmp) / "probe.onnx"
-        onnx.save(model, str(probe))
-        del model
-        session = ort.InferenceSession(str(probe), providers=["CPUExecutionProvider"])
-        ratio = dict.fromkeys(outputs, 0.0)
-        for feed in feeds:
-            for name, value in zip(outputs, session.run(outputs, feed)):
-                rms = float(np.sqrt(np.mean(np.square(value, dtype=np.float64))))
-                ratio[name] = max(ratio[name], float(np.abs(value).max()) / max(rms, 1e-12))
+    # the probe graph: the same network with those activations exposed, run from memory
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    del model
+    ratio = dict.fromkeys(outputs, 0.0)
+    for feed in feeds:
+        for name, value in zip(outputs, session.run(outputs, feed)):
+            rms = float(np.sqrt(np.mean(np.square(value, dtype=np.float64))))
+            ratio[name] = max(ratio[name], float(np.abs(value).max()) / max(rms, 1e-12))
     ranked = sorted(((node, ratio[x]) for node, x in targets), key=lambda nr: -nr[1])
     return ranked[:count]
 
