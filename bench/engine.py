@@ -191,7 +191,7 @@ def run(addrs: StackAddrs, catalog: Path, *, quick: bool = False, log=print) -> 
     hot = search_pb2.SearchRequest(text="white bookcase", top_k=10)
     for _ in range(5):
         warm = cl.search.Search(hot, metadata=cl.md, timeout=10)
-    # which towers were measured (e.g. the text graph's precision: "...+int8" vs the fp32 version)
+    # which towers were measured (e.g. the text graph's precision: "...+int8w7" vs the fp32 version)
     res.meta["served_model_version"] = warm.model_version
     served, baseline = interleave(lambda i: cl.search.Search(hot, metadata=cl.md, timeout=10),
                                   lambda i: cl.health.Check(cl.health_req, timeout=10), n * 3)

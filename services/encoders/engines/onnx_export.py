@@ -60,8 +60,8 @@ GRAPH_FORMATS: dict[str, int] = {"scene": 2}
 OPSET = 17
 MIN_COSINE = 0.999
 # A text graph with dynamic int8 weights (ModelSpec.text_precision) is another model version, held
-# to its own bar: the shipped recipe measured 0.9977 min on the parity texts, 0.9969 min / 0.9984
-# mean on 80 dev passages (docs/performance.md, Stop 25); a broken quantization lands far below.
+# to its own bar: the shipped recipe (7-bit weights) measured 0.9973 min on the parity texts, 0.9971
+# min / 0.9980 mean on 80 dev passages (docs/performance.md, Stop 26); a broken quantization lands far below.
 MIN_COSINE_INT8 = 0.99
 GRAPH_FILE = "model.onnx"
 CARD_FILE = "graph.json"

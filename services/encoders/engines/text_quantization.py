@@ -8,10 +8,18 @@ layer 4, whose peak is ~200x its RMS on the parity texts (next: 160, 142, 84). K
 MatMul at fp32 halves the error to fp32 (mean cosine 0.9967 -> 0.9984 on 80 dev passages) for
 ~3 % of the time; keeping a second one adds < 0.0002 (docs/performance.md, "Stop 25").
 
+Weights use 7 bits (``reduce_range``). On x86 CPUs without VNNI (AVX2, AVX-512F) ONNX Runtime
+multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose int16 pair sums saturate
+with full-range weights; VNNI CPUs do not saturate. The same 8-bit graph therefore gave other
+vectors on other machines (an AVX2 EPYC: 0.9921 min / 0.9968 mean cosine to PyTorch on 86 dev
+queries; a VNNI Xeon: 0.9977 min on the parity texts). With 7-bit weights a pair sum stays below
+2 * 255 * 64 < 2^15 on every kernel, so every CPU computes the same integers: 0.9968 min / 0.9980
+mean on the AVX2 box, at the same speed (docs/performance.md, "Stop 26").
+
 The layer is found by measurement on the graph, not by name, so another text tower (a CLIP
 checkpoint) gets the same treatment. Changing what this module writes changes the vectors: give
-the recipe a new precision name in ``ModelSpec`` (e.g. ``int8v2``), so the model version (and
-the graph cache key, which holds it) changes too.
+the recipe a new tag in ``models.spec.TEXT_VERSION_TAGS``, so the model version (and the graph
+cache key, which holds it) changes too.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ def quantize_text_graph(source: Path, target: Path, feeds: list[dict[str, np.nda
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     kept = outlier_matmuls(source, feeds, keep_fp32)
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                      nodes_to_exclude=[node for node, _ in kept])
-    return {"quantization": "onnxruntime dynamic int8, weights per channel",
+    return {"quantization": "onnxruntime dynamic int8, 7-bit weights per channel (reduce_range)",
             "fp32_matmuls": [{"node": node, "peak_to_rms": round(r, 1)} for node, r in kept]}

@@ -6,8 +6,8 @@
 * ``model_dir`` set (``HOMESEARCH_MODEL_DIR``): a local Hugging Face CLIP / Chinese-CLIP
   checkpoint serves both towers.
 * ``text_precision`` "int8": the text tower's exported graph with ONNX Runtime's dynamic int8
-  weights (about 2x faster on CPU, cosine ~0.997-0.998 to fp32). Its vectors are not the fp32
-  model's, so it is another model version (``+int8``): an index is written and queried with one.
+  weights (about 2x faster on CPU, cosine ~0.998 to fp32). Its vectors are not the fp32
+  model's, so it is another model version (``+int8w7``): an index is written and queried with one.
 
 The spec travels to the Triton python models as config parameters (``to_params`` /
 ``from_params``), and the launcher renders the version strings and embedding dimension into
@@ -26,6 +26,9 @@ from services.encoders.models.base import ImageEncoder, TextEncoder
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parents[1] / "heads" / "default"
 DEFAULT_VISUAL_DIR = Path(__file__).resolve().parents[1] / "heads" / "visual-default"
 TEXT_PRECISIONS = ("fp32", "int8")
+# What each precision adds to the text version. The tag names the recipe (engines.text_quantization:
+# int8 activations, 7-bit weights), so a recipe that writes other vectors must get another tag.
+TEXT_VERSION_TAGS = {"fp32": "", "int8": "+int8w7"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,7 @@ class ModelSpec:
 
     def text_version(self) -> str:
         """The text vectors' version: the weights' (``reference_text_version``) plus the precision."""
-        suffix = "" if self.text_precision == "fp32" else f"+{self.text_precision}"
-        return self.reference_text_version() + suffix
+        return self.reference_text_version() + TEXT_VERSION_TAGS[self.text_precision]
 
     def reference_text_version(self) -> str:
         """The version of the fp32 weights (what the PyTorch tower computes)."""
