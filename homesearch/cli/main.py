@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-models": ("services.encoders.operations.prepare", "convert and cache model weights (idempotent)"),
     "train": ("services.encoders.training.cli", "train the image head against the frozen text tower"),
     "eval": ("homesearch.evaluation.cli", "measure relevance (Recall, MRR, nDCG) through the Search API"),
-    "eval-journeys": ("homesearch.evaluation.journeys", "measure shop the look, composed, similar products through the API"),
+    "eval-journeys": ("homesearch.evaluation.journeys", "measure shop the look, composed, similar and unlisted products through the API"),
     "bench": ("bench.cli", "benchmark latency, throughput, ingestion and index scale"),
 }
 

@@ -3,6 +3,7 @@
   homesearch eval-journeys scenes   --data ../shared/data/ikea --gateway localhost:50051 [--part test]
   homesearch eval-journeys composed --data ../shared/data/ikea --gateway localhost:50051 [--part test]
   homesearch eval-journeys similar  --data ../shared/data/ikea --gateway localhost:50051
+  homesearch eval-journeys unlisted --data ../shared/data/ikea --gateway localhost:50051 [--part test]
 
 The stack must already hold the catalog (``homesearch up --index <data>/catalog.jsonl``). Every
 run reports the journey beside its baselines *in the same run*:
@@ -16,10 +17,18 @@ run reports the journey beside its baselines *in the same run*:
   return the product's own category (violations counted over every product); and, as the
   style-compatibility check, products that co-occur in a room scene with the product
   (other categories) found in the top 10 ("complete the look") vs chance.
+- unlisted (a product photo of something the store does not sell -> products of its type first):
+  a catalogue photo searched with its own product, every product of the same title (its variants)
+  and every product with the same image bytes excluded (``filter.exclude_ids``), so no copy of it
+  is left; relevant = the other products of its category (queries whose category keeps >= 3).
+  Hit@1 and precision@5 / @10 of that category, for all queries and for those whose best
+  remaining ``visual`` match is weak (the photo plan's raw visual score < 0.4, read from
+  ``explain``), where the instance descriptor has nothing to find and the type must decide
+  (the demo's chair photo, issue #12).
 
 Splits (fixed, by hash, never tuned on ``test``): scenes by scene id, composed queries by the
 product *line* (title) of the pictured product, so test lines are unseen when tuning on dev:
-``sha1("h13-<kind>:<key>")[0] < 128`` -> test.
+``sha1("h13-<kind>:<key>")[0] < 128`` -> test. Unlisted queries split by title like composed.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ def part_of(kind: str, key: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="homesearch eval-journeys", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("journey", choices=["scenes", "composed", "similar"])
+    ap.add_argument("journey", choices=["scenes", "composed", "similar", "unlisted"])
     ap.add_argument("--data", type=Path, required=True, help="folder with catalog.jsonl, scenes.jsonl, composed.jsonl")
     ap.add_argument("--gateway", default="localhost:50051", help="gateway host:port (default %(default)s)")
     ap.add_argument("--api-key", default=os.environ.get("HOMESEARCH_API_KEY"), help="API key (default $HOMESEARCH_API_KEY)")
@@ -162,6 +171,61 @@ def eval_similar(client, data: Path, part: str, limit: int, progress) -> dict:
     }
 
 
+UNLISTED_MIN_CATEGORY = 3  # other products of the query's category left in the catalogue
+WEAK_VISUAL = 0.4  # best raw visual cosine below this: no close instance left (cf. regions.one_product_visual)
+
+
+def unlisted_queries(catalog: list[dict], digest: dict[str, str], part: str) -> list[tuple[dict, list[str]]]:
+    """(product, ids to exclude) per query: the product's own title group and every product whose
+    image has the same ``digest``, for products whose category keeps ``UNLISTED_MIN_CATEGORY``
+    others once those are gone."""
+    by_title: dict[str, set[str]] = defaultdict(set)
+    by_digest: dict[str, set[str]] = defaultdict(set)
+    for p in catalog:
+        by_title[p["title"].strip().lower()].add(p["id"])
+        if p["id"] in digest:
+            by_digest[digest[p["id"]]].add(p["id"])
+    members: dict[str, set[str]] = defaultdict(set)
+    for p in catalog:
+        members[p.get("category", "")].add(p["id"])
+    out = []
+    for p in catalog:
+        if p["id"] not in digest or not p.get("category") or (part != "all" and part_of("unlisted", p["title"]) != part):
+            continue
+        gone = by_title[p["title"].strip().lower()] | by_digest[digest[p["id"]]]
+        if len(members[p["category"]] - gone) >= UNLISTED_MIN_CATEGORY:
+            out.append((p, sorted(gone)))
+    return out
+
+
+def category_precision(rows: list[list[bool]]) -> dict:
+    """Hit@1 and precision@5 / @10 over per-query lists of "hit k is of the query's category"."""
+    n = len(rows)
+    if not n:
+        return {"n": 0}
+    return {"n": n, "hit@1": round(sum(r[:1] == [True] for r in rows) / n, 4),
+            "precision@5": round(sum(sum(r[:5]) / 5 for r in rows) / n, 4),
+            "precision@10": round(sum(sum(r[:10]) / 10 for r in rows) / n, 4)}
+
+
+def eval_unlisted(client, data: Path, part: str, limit: int, progress) -> dict:
+    catalog = _load(data / "catalog.jsonl")
+    digest = {p["id"]: hashlib.sha1((data / p["image"]).read_bytes()).hexdigest() for p in catalog if p.get("image")}
+    category = {p["id"]: p.get("category", "") for p in catalog}
+    queries = unlisted_queries(catalog, digest, part)
+    queries = queries[:limit] if limit else queries
+    same, weak, leaked = [], [], 0
+    for p, gone in progress(queries, desc="unlisted"):
+        res = _search(client, image=(data / p["image"]).read_bytes(), exclude_ids=gone, explain=True)
+        leaked += sum(1 for h in res.product_ids if h in gone)  # the filter must hold: counted, expected 0
+        row = [category.get(h) == p["category"] for h in res.product_ids]
+        same.append(row)
+        if max((h.signal_scores.get("visual", 0.0) for h in res.hits), default=0.0) < WEAK_VISUAL:
+            weak.append(row)
+    return {"all": category_precision(same), "weak_visual": category_precision(weak),
+            "weak_visual_below": WEAK_VISUAL, "excluded_products_returned": leaked}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
@@ -171,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(items, desc):
         return tqdm(items, desc=desc, disable=args.json, file=sys.stderr)
 
-    fn = {"scenes": eval_scenes, "composed": eval_composed, "similar": eval_similar}[args.journey]
+    fn = {"scenes": eval_scenes, "composed": eval_composed, "similar": eval_similar,
+          "unlisted": eval_unlisted}[args.journey]
     with HomesearchClient(args.gateway, api_key=args.api_key, timeout_s=args.timeout_s) as client:
         report = {"journey": args.journey, "part": args.part, "gateway": args.gateway,
                   **fn(client, args.data, args.part, args.limit, progress)}
