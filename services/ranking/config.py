@@ -47,6 +47,18 @@ class FusionDefaults(BaseModel):
     # Image+text (composed) keeps its a-priori 0.45 (docs/evaluation.md).
     image_query_visual_weight: float = 8.0
     mixed_query_visual_weight: float = 0.45
+    # A product photo (not scene-like, auto region mode) whose best raw visual cosine is below
+    # ``unmatched_visual_below`` has no copy of itself in the catalogue, and weight 8 on its flat
+    # visual scores lets shape-alikes of other types (a table's legs for a chair's) outrank its
+    # type: the visual weight drops to ``unmatched_visual_weight`` there (``unmatched_visual_below`` 0: off).
+    # 0.4 is the service's own line between "one product in view" and not
+    # (``regions.one_product_visual``); higher floors scored higher still on the dev part of
+    # ``eval-journeys unlisted`` but would also catch other photos of products the catalogue does
+    # hold (shopper photos' true matches: median 0.52). Weight 1, not 0: with no visual at all the
+    # demo chair got a bed frame first. docs/evaluation.md, "Unlisted products". Scene-like photos
+    # (shopper photos, rooms) never take this path.
+    unmatched_visual_below: float = 0.4
+    unmatched_visual_weight: float = 1.0
     visual_normalization: Literal["max", "dbsf", "minmax", "zscore"] = "max"
     # Image+text queries ("this sofa, but in green"): the photo carries most of the intent.
     mixed_query_text_weight: float = 0.35

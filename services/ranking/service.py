@@ -262,7 +262,12 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         else:
             plan.queries, results = index.search_merged(plan.queries, flt)
             t2 = time.perf_counter()
-            method, weights, fused = self._fuse(req, plan, results)
+            visual_weight = None
+            if not composed and reference is None:
+                visual_weight, note = self._unmatched_photo(req, plan, results)
+                if note:
+                    notes.append(note)
+            method, weights, fused = self._fuse(req, plan, results, visual_weight)
             if not composed and reference is None:
                 fused, note = self._photo_boost(req, method, weights, fused)
                 if note:
@@ -496,10 +501,34 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             raise ProductNotFoundError(f"similar_to_product_id {product_id!r} is not in the index")
         return Reference(product_id, stored.payload, "named by id", stored.vectors)
 
-    def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[str, dict[str, float], list[FusedHit]]:
+    def _unmatched_photo(self, req: search_pb2.SearchRequest, plan: QueryPlan, results) -> tuple[float | None, str]:
+        """The visual weight for a product photo with no close match in the catalogue, and a note.
+
+        Why: the visual signal says *which product* a photo shows. For a packshot whose product the
+        store does not sell, every visual score is low and flat, yet weight 8 on them (chosen for
+        photos that do have a match) lets products of another type that share a shape outrank the
+        photo's own type (issue #12: the demo chair got two tables at places 2-3). Only a photo-only
+        query of a photo that is not scene-like (auto region mode, default weights): scene-like
+        photos take the region path and its one-product rule."""
+        d, fz = self.settings.fusion, req.fusion
+        if (d.unmatched_visual_below <= 0 or plan.kind != "image" or not plan.visual
+                or req.region_mode != search_pb2.REGION_MODE_UNSPECIFIED
+                or fz.text_weight or fz.image_weight or fz.lexical_weight):
+            return None, ""
+        best = max((r[0].score for q, r in zip(plan.queries, results) if q.signal == VISUAL and r), default=0.0)
+        if best >= d.unmatched_visual_below:
+            return None, ""
+        return d.unmatched_visual_weight, (f"no close match for this product photo (best visual {best:.3f} < "
+                                           f"{d.unmatched_visual_below:g}): ranked by its type, visual weight "
+                                           f"{d.unmatched_visual_weight:g}")
+
+    def _fuse(self, req: search_pb2.SearchRequest, plan: QueryPlan, results,
+              visual_weight: float | None = None) -> tuple[str, dict[str, float], list[FusedHit]]:
         d = self.settings.fusion
         lists = {q.signal: r for q, r in zip(plan.queries, results)}
         method, weights = self._weights(req, plan.kind, plan.visual)
+        if visual_weight is not None and VISUAL in weights:
+            weights[VISUAL] = visual_weight
         if method == "rrf":
             return method, weights, fuse_rrf(lists, weights, k=d.rrf_k)
         # Products without photos are ranked on their other signals for text queries; for a

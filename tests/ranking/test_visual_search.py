@@ -191,3 +191,65 @@ def test_packshot_regions_off_skips_the_448_pass_for_packshots_only(shop):
         rs.packshot_regions = True
     resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
     assert resp.hits[0].product_id == pid and "best of 52 rows" in resp.hits[0].explanation
+
+
+@needs_data
+def test_a_packshot_without_a_close_match_is_ranked_by_its_type(shop):
+    """``fusion.unmatched_visual_below``: a packshot whose best ``visual`` cosine is below it has no
+    copy in the catalogue, so the visual weight drops to ``unmatched_visual_weight`` and the
+    interpretation says so. Only for photo-only packshots in auto region mode with default
+    weights: region mode off, explicit weights and scene-like photos keep the visual weight."""
+    from homesearch.v1 import search_pb2
+
+    handle, photos = shop
+    fz = handle.app.settings.fusion
+    pid = photos[0]["relevant"][0]
+    row = next(json.loads(line) for line in (DATA / "catalog.jsonl").open(encoding="utf-8") if json.loads(line)["id"] == pid)
+    packshot, room = (DATA / row["image"]).read_bytes(), (DATA / photos[0]["image"]).read_bytes()
+    kept = f"visual={fz.image_query_visual_weight:g}"
+    # the shipped threshold: the product itself is indexed, a near-1 match, so nothing changes
+    assert 0 < fz.unmatched_visual_below < 0.9
+    resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
+    assert resp.hits[0].product_id == pid and "no close match" not in resp.interpretation
+    assert kept in resp.hits[0].explanation
+    old = fz.unmatched_visual_below
+    try:
+        fz.unmatched_visual_below = 2.0  # above any cosine: every packshot counts as unmatched
+        resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
+        assert "no close match for this product photo" in resp.interpretation
+        assert f"visual={fz.unmatched_visual_weight:g}" in resp.hits[0].explanation
+        assert kept not in resp.hits[0].explanation
+        off = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True, region_mode=search_pb2.REGION_MODE_OFF)
+        assert "no close match" not in off.interpretation and kept in off.hits[0].explanation
+        weights = search_pb2.Fusion(image_weight=0.7, text_weight=0.3)
+        explicit = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True, fusion=weights)
+        assert "no close match" not in explicit.interpretation
+        scene = handle.rank(image=room, top_k=5, no_cache=True, explain=True)
+        assert scene.regions and "no close match" not in scene.interpretation
+        fz.unmatched_visual_below = 0.0  # off
+        resp = handle.rank(image=packshot, top_k=5, no_cache=True, explain=True)
+        assert "no close match" not in resp.interpretation and kept in resp.hits[0].explanation
+    finally:
+        fz.unmatched_visual_below = old
+
+
+@needs_data
+def test_unlisted_journey_through_the_gateway(shop, make_gateway, tmp_path):
+    """``eval-journeys unlisted`` on this slice, through a real gateway: every query is answered
+    with its own product, variants and look-alikes filtered out, and reports the type precision."""
+    from homesearch.client import HomesearchClient
+    from homesearch.evaluation.journeys import eval_unlisted, unlisted_queries
+
+    handle, _photos = shop
+    ids = {p.id for p in handle.catalog}
+    rows = [dict(json.loads(line), image=str(DATA / json.loads(line)["image"]))
+            for line in (DATA / "catalog.jsonl").open(encoding="utf-8") if json.loads(line)["id"] in ids]
+    (tmp_path / "catalog.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    digest = {r["id"]: r["id"] for r in rows}
+    expected = unlisted_queries(rows, digest, "all")
+    assert len(expected) >= 4
+    gw = make_gateway(handle.address)
+    with HomesearchClient(gw.address, api_key=gw.api_key, timeout_s=60) as client:
+        report = eval_unlisted(client, tmp_path, "all", 4, lambda items, desc: items)
+    assert report["all"]["n"] == 4 and report["excluded_products_returned"] == 0
+    assert 0.0 <= report["all"]["precision@5"] <= 1.0 and report["weak_visual"]["n"] <= 4
