@@ -22,9 +22,9 @@ run reports the journey beside its baselines *in the same run*:
   and every product with the same image bytes excluded (``filter.exclude_ids``), so no copy of it
   is left; relevant = the other products of its category (queries whose category keeps >= 3).
   Hit@1 and precision@5 / @10 of that category, for all queries and for those whose best
-  remaining ``visual`` match is weak (the photo plan's raw visual score < 0.4, read from
-  ``explain``), where the instance descriptor has nothing to find and the type must decide
-  (the demo's chair photo, issue #12).
+  remaining ``visual`` match is weak (the largest raw visual score among the returned hits < 0.4,
+  read from ``explain``), where the instance descriptor has nothing to find and the type must
+  decide (the demo's chair photo, issue #12).
 
 Splits (fixed, by hash, never tuned on ``test``): scenes by scene id, composed queries by the
 product *line* (title) of the pictured product, so test lines are unseen when tuning on dev:
