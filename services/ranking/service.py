@@ -262,13 +262,12 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         else:
             plan.queries, results = index.search_merged(plan.queries, flt)
             t2 = time.perf_counter()
-            visual_weight = None
-            if not composed and reference is None:
-                visual_weight, note = self._unmatched_photo(req, plan, results)
-                if note:
-                    notes.append(note)
+            plain = not composed and reference is None  # a text or photo query of its own
+            visual_weight, note = self._unmatched_photo(req, plan, results) if plain else (None, "")
+            if note:
+                notes.append(note)
             method, weights, fused = self._fuse(req, plan, results, visual_weight)
-            if not composed and reference is None:
+            if plain:
                 fused, note = self._photo_boost(req, method, weights, fused)
                 if note:
                     notes.append(note)

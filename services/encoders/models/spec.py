@@ -25,10 +25,10 @@ from services.encoders.models.base import ImageEncoder, TextEncoder
 
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parents[1] / "heads" / "default"
 DEFAULT_VISUAL_DIR = Path(__file__).resolve().parents[1] / "heads" / "visual-default"
-TEXT_PRECISIONS = ("fp32", "int8")
 # What each precision adds to the text version. The tag names the recipe (engines.text_quantization:
 # int8 activations, 7-bit weights), so a recipe that writes other vectors must get another tag.
 TEXT_VERSION_TAGS = {"fp32": "", "int8": "+int8w7"}
+TEXT_PRECISIONS = tuple(TEXT_VERSION_TAGS)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from services.encoders.models.spec import ModelSpec
+from services.encoders.serving.config import TEXT_PRECISION_CHOICES, TritonSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 def prepare_models(spec: ModelSpec | None = None, force: bool = False, engine: str = "onnx") -> dict[str, object]:
     """Ensures everything ``spec`` needs on ``engine`` is on disk; returns what will be served."""
     if spec is None:
-        from services.encoders.serving.config import TritonSettings
-
         spec = TritonSettings().model_spec()
     t0 = time.monotonic()
     if force and spec.model_dir is None:
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-cache", type=Path, help="cache directory (HOMESEARCH_MODEL_CACHE)")
     p.add_argument("--image-head", type=Path, help="image head directory (HOMESEARCH_IMAGE_HEAD)")
     p.add_argument("--engine", choices=["onnx", "torch"], help="engine to prepare for (HOMESEARCH_TRITON_ENGINE, default onnx)")
-    p.add_argument("--text-precision", choices=["auto", "fp32", "int8"],
+    p.add_argument("--text-precision", choices=TEXT_PRECISION_CHOICES,
                    help="text graph weights (HOMESEARCH_TRITON_TEXT_PRECISION, default auto: int8 for e5 on onnx)")
     p.add_argument("--force", action="store_true", help="convert and export again even if the cache is valid")
     args = p.parse_args(argv)
@@ -71,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(service="prepare-models")
     except Exception:
         logging.basicConfig(level=logging.INFO)
-    from services.encoders.serving.config import TritonSettings
-
     overrides = {k: v for k, v in vars(args).items() if v is not None and k != "force"}
     settings = TritonSettings(**overrides)
     info = prepare_models(settings.model_spec(), force=args.force, engine=settings.engine)

@@ -9,12 +9,17 @@ A few model-level settings are shared with other tools and keep their own names:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from services.encoders.models.spec import DEFAULT_HEAD_DIR, DEFAULT_VISUAL_DIR, ModelSpec
 from services.encoders.models.preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# The text precision setting: a ``ModelSpec`` precision, or auto (``resolved_text_precision``).
+TextPrecision = Literal["auto", "fp32", "int8"]
+TEXT_PRECISION_CHOICES: tuple[str, ...] = get_args(TextPrecision)
 
 
 def cuda_available() -> bool:
@@ -60,7 +65,7 @@ class TritonSettings(BaseSettings):
         description="python: python-backend models host the engine (the only backend in the pytriton wheel); "
         "onnxruntime: NVIDIA's image, native onnxruntime backend + python pre/post steps (render-only)",
     )
-    text_precision: Literal["auto", "fp32", "int8"] = Field(
+    text_precision: TextPrecision = Field(
         "auto",
         description="text graph weights: int8 = ONNX Runtime dynamic int8 (~2x faster on CPU, its own model "
         "version: re-index); fp32 = the PyTorch tower's vectors; auto = int8 for the default e5 tower on the onnx "

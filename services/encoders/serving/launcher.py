@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from services.encoders.serving.config import TritonSettings
+from services.encoders.serving.config import TEXT_PRECISION_CHOICES, TritonSettings
 from homesearch.ports import PortInUseError, free_port, port_free
 from homesearch.stack.supervisor import become_subreaper, kill_group, kill_strays, set_death_signal
 from services.encoders.serving.repository import RenderedRepository, render_repository, resolve_kind
@@ -454,7 +454,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--text-queue-delay-us", type=int, help="text batching delay (default 0: latency)")
     a("--image-queue-delay-us", type=int, help="image batching delay (default 2000: throughput)")
     a("--engine", choices=["onnx", "torch"], help="inference engine (default onnx; torch = PyTorch reference)")
-    a("--text-precision", choices=["auto", "fp32", "int8"],
+    a("--text-precision", choices=TEXT_PRECISION_CHOICES,
       help="text graph weights (default auto: int8 for the default e5 tower on onnx, its own model version)")
     a("--text-threads", type=int, help="intra-op threads per text instance (default: onnx 1, torch cores/instances)")
     a("--image-threads", type=int, help="intra-op threads per image instance (default: cores / image instances)")
