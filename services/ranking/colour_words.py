@@ -14,6 +14,7 @@ not as grey, and "light grey-green" as grey-green.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
 # phrase -> palette names (first = the main reading)
@@ -84,3 +85,18 @@ def accepted_names(text: str) -> dict[str, float]:
         for i, name in enumerate(COLOUR_WORDS[phrase]):
             out[name] = max(out.get(name, 0.0), 1.0 if i == 0 else 0.5)
     return out
+
+
+def stated_colours(p: Mapping) -> list[str]:
+    """Palette names a product states for itself: the main reading of its ``color`` (or
+    ``colour``) attribute, else of its title (a catalog without colour attributes may say "grey
+    sofa"); Chinese text through the reviewed glossary. [] when neither names a colour with a
+    single look ("multicolour", "clear glass"), so the photo estimate decides."""
+    from services.ranking.language import english_text
+
+    attrs = p.get("attributes") or {}
+    for text in (attrs.get("color") or attrs.get("colour") or "", p.get("title") or ""):
+        names = palette_names(english_text(str(text))) if str(text).strip() else []
+        if names:
+            return names
+    return []

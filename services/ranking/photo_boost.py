@@ -16,15 +16,20 @@ scores are rank-based, on another scale).
 Material (``services.ranking.ingest.photo_material``): the query's material words
 (``material_words.query_labels``) against the photo's probe probabilities; a product gains
 ``weight * min(1, p(label) / full)``. The same reasons hold: a probe is wrong for a share of photos.
-A product whose title or colour/material attribute names a material is judged by that statement
-instead (``product_material_match``): the estimate is for catalogs that do not say it.
+What the catalog states beats what the pixels estimate, for both: a product whose ``color``
+attribute (or title) names a colour, or whose title or colour/material attribute names a material,
+is judged by that statement (``product_colour_match``, ``product_material_match``); the estimate is
+for catalogs that do not say it (a photo read as white must not lift a product the catalog calls
+black for "white sofa", nor sink the one it calls white). Only when the request ranks on text
+(text or lexical weight above zero): a photo-only ranking (``--signals image``) is judged by the
+photo alone, so it stays a measure of the photo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.ranking.colour_words import accepted_names
+from services.ranking.colour_words import accepted_names, stated_colours
 from services.ranking.fusion import FusedHit
 from services.ranking.material_words import stated_labels
 
@@ -59,11 +64,23 @@ def _boost(hits: list[FusedHit], name: str, match: Callable[[FusedHit], float], 
     return sorted(hits, key=lambda h: (-h.score, h.product_id))
 
 
-def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float, full: float) -> list[FusedHit]:
-    """The colour boost: ``weight * photo_match`` per hit."""
+def product_colour_match(accepted: dict[str, float], payload: dict, full: float, stated: bool = True) -> float:
+    """0..1: with ``stated``, a product whose text states colours matches as well as its best stated
+    colour is accepted (1 for a main reading of the query's colour, 0.5 for a looser one, 0 for
+    none); a product that states none, or any product without ``stated``, by its photo
+    (``photo_match``)."""
+    names = stated_colours(payload) if stated else []
+    if names:
+        return max(accepted.get(n, 0.0) for n in names)
+    return photo_match(accepted, payload.get(BOOST), full)
+
+
+def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float, full: float,
+                stated: bool = True) -> list[FusedHit]:
+    """The colour boost: ``weight * product_colour_match`` per hit."""
     if not accepted or weight <= 0:
         return hits
-    return _boost(hits, BOOST, lambda h: photo_match(accepted, h.payload.get(BOOST), full), weight)
+    return _boost(hits, BOOST, lambda h: product_colour_match(accepted, h.payload, full, stated), weight)
 
 
 def material_match(labels: list[str], photo: list[dict] | None, full: float) -> float:
@@ -75,22 +92,24 @@ def material_match(labels: list[str], photo: list[dict] | None, full: float) -> 
     return min(1.0, p / full) if full > 0 else float(p > 0)
 
 
-def product_material_match(labels: list[str], payload: dict, full: float) -> float:
-    """What the catalog states beats what the probe estimates: a product whose text names a
-    material matches fully when it is one of the query's and not at all otherwise (a wrong
-    estimate must not lift an oak table for "glass table", nor sink the glass table whose text
-    says so); only a product whose text names none is judged by its photo."""
-    stated = stated_labels(payload)
-    if stated:
-        return 1.0 if any(label in stated for label in labels) else 0.0
+def product_material_match(labels: list[str], payload: dict, full: float, stated: bool = True) -> float:
+    """What the catalog states beats what the probe estimates: with ``stated``, a product whose
+    text names a material matches fully when it is one of the query's and not at all otherwise (a
+    wrong estimate must not lift an oak table for "glass table", nor sink the glass table whose
+    text says so); a product whose text names none, or any product without ``stated``, is judged
+    by its photo."""
+    named = stated_labels(payload) if stated else []
+    if named:
+        return 1.0 if any(label in named for label in labels) else 0.0
     return material_match(labels, payload.get(MATERIAL_BOOST), full)
 
 
-def apply_material_boost(hits: list[FusedHit], labels: list[str], weight: float, full: float) -> list[FusedHit]:
+def apply_material_boost(hits: list[FusedHit], labels: list[str], weight: float, full: float,
+                         stated: bool = True) -> list[FusedHit]:
     """The material boost: ``weight * product_material_match`` per hit."""
     if not labels or weight <= 0:
         return hits
-    return _boost(hits, MATERIAL_BOOST, lambda h: product_material_match(labels, h.payload, full), weight)
+    return _boost(hits, MATERIAL_BOOST, lambda h: product_material_match(labels, h.payload, full, stated), weight)
 
 
 def describe_photo(photo: list[dict] | None) -> str:

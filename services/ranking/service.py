@@ -32,6 +32,7 @@ from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
+from services.ranking.colour_words import stated_colours
 from services.ranking.material_words import query_labels, stated_labels
 from services.ranking.photo_boost import BOOST as PHOTO_BOOST
 from services.ranking.photo_boost import (
@@ -550,15 +551,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self, req: search_pb2.SearchRequest, method: str, weights: dict[str, float], fused: list[FusedHit]
     ) -> tuple[list[FusedHit], str]:
         """The photo colour and material boosts (photo_boost.py) when the text names a colour or a
-        material and the photo counts (weighted fusion, image weight > 0)."""
+        material and the photo counts (weighted fusion, image weight > 0). What a product's text
+        states is used only when the ranking reads text (``_judges_stated``)."""
         d = self.settings.fusion
         if method != "weighted" or weights.get(IMAGE, 0.0) <= 0:
             return fused, ""
         notes = []
+        stated = self._judges_stated(weights)
         accepted = query_colours(req.text) if d.photo_colour_weight > 0 else {}
         if accepted:
             names = ", ".join(n for n, w in accepted.items() if w >= 1.0)
-            fused = apply_boost(fused, accepted, d.photo_colour_weight, d.photo_colour_full)
+            fused = apply_boost(fused, accepted, d.photo_colour_weight, d.photo_colour_full, stated)
             notes.append(f"photo colour boost up to +{d.photo_colour_weight:g} for {names}")
         labels = query_labels(req.text) if d.photo_material_weight > 0 else []
         if labels:
@@ -566,9 +569,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 # the index was written without a probe for its tower version (ingest/photo_material.py)
                 notes.append(f"photo material {', '.join(labels)}: not estimated in this index (no probe for its model version)")
             else:
-                fused = apply_material_boost(fused, labels, d.photo_material_weight, d.photo_material_full)
+                fused = apply_material_boost(fused, labels, d.photo_material_weight, d.photo_material_full, stated)
                 notes.append(f"photo material boost up to +{d.photo_material_weight:g} for {', '.join(labels)}")
+        if notes and not stated:
+            notes.append("judged by the photos alone (the ranking reads no text)")
         return fused, "; ".join(notes)
+
+    @staticmethod
+    def _judges_stated(weights: dict[str, float]) -> bool:
+        """A product's stated colour / material replaces its photo estimate only when the ranking
+        reads text (text or lexical weight > 0): a photo-only ranking stays a measure of the photos."""
+        return weights.get(TEXT, 0.0) > 0 or weights.get(LEXICAL, 0.0) > 0
 
     @staticmethod
     def _hit(h: FusedHit, explain: bool, explanation: str, method: str, weights: dict[str, float]) -> search_pb2.Hit:
@@ -595,12 +606,15 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             missing = [s for s, w in weights.items() if w > 0 and s not in h.raw]
             if missing:
                 parts.append("not a candidate for: " + ", ".join(missing))
+            judges_stated = RankingServicer._judges_stated(weights)
             if p.get(PHOTO_BOOST) is not None or h.boosts.get(PHOTO_BOOST):
                 boost = h.boosts.get(PHOTO_BOOST, 0.0)
-                parts.append(describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
+                colours = stated_colours(p) if judges_stated else []
+                source = f"colour stated in the product text: {', '.join(colours)}; " if colours else ""
+                parts.append(source + describe_photo(p.get(PHOTO_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             if p.get(MATERIAL_BOOST) is not None or h.boosts.get(MATERIAL_BOOST):
                 boost = h.boosts.get(MATERIAL_BOOST, 0.0)
-                stated = stated_labels(p)
+                stated = stated_labels(p) if judges_stated else []
                 source = f"stated in the product text: {', '.join(stated)}; " if stated else ""
                 parts.append(source + describe_material(p.get(MATERIAL_BOOST)) + (f" (boost +{boost:.3f})" if boost else ""))
             hit.explanation = "; ".join(parts)

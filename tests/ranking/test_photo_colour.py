@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from services.ranking.colour_words import accepted_names, palette_names
+from services.ranking.colour_words import accepted_names, palette_names, stated_colours
 from services.ranking.fusion import FusedHit
 from services.ranking.ingest.photo_colour import main_photo_colours, photo_colours
-from services.ranking.photo_boost import apply_boost, photo_match, query_colours
+from services.ranking.photo_boost import apply_boost, photo_match, product_colour_match, query_colours
 from tests.fixtures.ranking import draw_product_image
 
 _NEAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ikea"
@@ -127,3 +127,27 @@ def test_boost_is_bounded_and_reorders_only_on_photo_colour():
     assert out[0].score == pytest.approx(0.85) and out[0].boosts["photo_color"] == pytest.approx(0.1)
     assert photo_match({"blue": 1.0}, [{"name": "blue", "fraction": 0.2}], full=0.5) == pytest.approx(0.4)
     assert apply_boost(hits, {}, 0.1, 0.5) is hits
+
+
+def test_a_product_states_its_colour_in_its_colour_attribute_else_its_title():
+    assert stated_colours({"title": "KIVIK Sofa", "attributes": {"color": "black-brown, grey"}}) == ["dark brown", "grey"]
+    assert stated_colours({"title": "Grey velvet sofa", "attributes": {}}) == ["grey"]
+    assert stated_colours({"title": "Green sofa", "attributes": {"color": "white"}}) == ["white"]  # the attribute first
+    assert stated_colours({"title": "BREIM 衣柜", "attributes": {"color": "黑色"}}) == ["black"]  # glossary
+    assert stated_colours({"title": "MALA Watercolour box", "attributes": {"color": "assorted colours"}}) == []
+    assert stated_colours({}) == []
+
+
+def test_a_stated_colour_beats_the_photo_estimate_unless_asked_for_the_photo_alone():
+    accepted = query_colours("light blue sofa")  # blue 1, turquoise 0.5
+    looks_blue = [{"name": "blue", "fraction": 0.9}]
+    says_white = {"attributes": {"color": "white"}, "photo_color": looks_blue}
+    says_turquoise = {"attributes": {"color": "turquoise"}, "photo_color": [{"name": "red", "fraction": 0.9}]}
+    unstated = {"title": "KIVIK Sofa", "photo_color": looks_blue}
+    assert product_colour_match(accepted, says_white, full=0.5) == 0.0  # the photo is not asked
+    assert product_colour_match(accepted, says_turquoise, full=0.5) == 0.5  # a looser reading, half
+    assert product_colour_match(accepted, unstated, full=0.5) == 1.0
+    assert product_colour_match(accepted, says_white, full=0.5, stated=False) == 1.0
+    assert product_colour_match(accepted, says_turquoise, full=0.5, stated=False) == 0.0
+    hits = [FusedHit("white", 0.8, says_white), FusedHit("turq", 0.75, says_turquoise)]
+    assert [h.product_id for h in apply_boost(hits, accepted, 0.2, 0.5)] == ["turq", "white"]

@@ -95,3 +95,28 @@ def test_undecodable_photo_fails_only_its_product(make_ranking_service):
     assert resp.failed[0].code == "INVALID_ARGUMENT"
     hit = svc.rank(text="sofa", top_k=5, no_cache=True, explain=True).hits
     assert [h.product_id for h in hit] == ["ok"] and "photo colour: red" in hit[0].explanation
+
+
+def test_the_catalog_colour_beats_the_photo_estimate_when_the_ranking_reads_text(make_ranking_service):
+    """A product whose catalog text says "white" is not lifted for "blue sofa" by a photo read as blue,
+    nor is one that says "blue" sunk by a photo read as red; a photo-only ranking judges the photos."""
+    svc = make_ranking_service()
+    desc = "Three-seat sofa with a removable cover."
+    resp = svc.ingest([
+        make_product("says-white", "KIVIK Sofa", category="Sofa", description=desc, attributes={"color": "white"},
+                     images=[draw_product_image("sofa", BLUE)]),
+        make_product("says-blue", "EKTORP Sofa", category="Sofa", description=desc, attributes={"color": "blue"},
+                     images=[draw_product_image("sofa", RED)]),
+    ])
+    assert resp.upserted == 2
+    fused = {h.product_id: h for h in svc.rank(text="blue sofa", top_k=2, no_cache=True, explain=True).hits}
+    assert fused["says-blue"].signal_scores["photo_color_boost"] > 0
+    assert "photo_color_boost" not in fused["says-white"].signal_scores
+    assert "colour stated in the product text: blue" in fused["says-blue"].explanation
+    photos = svc.rank(text="blue sofa", top_k=2, no_cache=True, explain=True,
+                      fusion=search_pb2.Fusion(method=search_pb2.Fusion.WEIGHTED, image_weight=1.0))
+    by_id = {h.product_id: h for h in photos.hits}
+    assert by_id["says-white"].signal_scores["photo_color_boost"] > 0
+    assert "photo_color_boost" not in by_id["says-blue"].signal_scores
+    assert "colour stated" not in by_id["says-blue"].explanation
+    assert "judged by the photos alone" in photos.interpretation
