@@ -1,5 +1,6 @@
-"""Chooses a photo boost weight (``FusionDefaults.photo_colour_weight``, or with ``--boost material``
-``photo_material_weight``) on dev queries, from one pass of live searches.
+"""Chooses a fusion boost weight (``FusionDefaults.photo_colour_weight``; with ``--boost material``
+``photo_material_weight``; with ``--boost category`` ``category_match_weight``) on dev queries, from
+one pass of live searches.
 
   python -m homesearch.evaluation.photo_weight --gateway HOST:PORT --catalog ../shared/data/ikea/catalog.jsonl \\
       --subset dev [--split line|type] [--implicit-colour | --implicit-material] [--boost colour|material]
@@ -10,7 +11,8 @@ stripped index; --subset all|dev|test then picks the gallery as there and the qu
 
 Each query is sent once with ``explain`` and ``top_k`` 16 (service-default fusion; the candidate
 pool, and so the normalised scores, are those of a top-10 search). The served
-boost is in ``signal_scores["photo_color_boost"]`` = weight_served * match, so the fused score
+boost is in ``signal_scores["<boost>_boost"]`` (``photo_color``, ``photo_material``,
+``category_match``) = weight_served * match, so the fused score
 without it and the match are known per hit, and any other weight re-ranks the same candidates
 offline: ``score(w) = base + w * match``. Reports R@10 / nDCG@10 per weight; run it on dev only
 and confirm the chosen weight on test with ``homesearch eval`` after restarting with it
@@ -25,6 +27,10 @@ import json
 from pathlib import Path
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8)
+# --boost -> (the FusionDefaults weight, the explain key of the served boost)
+BOOSTS = {"colour": ("photo_colour_weight", "photo_color_boost"),
+          "material": ("photo_material_weight", "photo_material_boost"),
+          "category": ("category_match_weight", "category_match_boost")}
 # 16, not more: the service fetches max(50, 3 * top_k) candidates per signal and min-max normalises
 # over them, so a larger top_k would change the fused scores being re-weighted.
 TOP_K = 16
@@ -49,15 +55,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="none: the whole catalog is the gallery (with --implicit-material; --subset picks the query part)")
     ap.add_argument("--implicit-colour", action="store_true", help="score only the colour-decisive queries")
     ap.add_argument("--implicit-material", action="store_true", help="the implicit-material queries (dev part)")
-    ap.add_argument("--boost", choices=["colour", "material"], default="colour", help="which boost's weight to vary")
+    ap.add_argument("--boost", choices=sorted(BOOSTS), default="colour", help="which boost's weight to vary")
     ap.add_argument("--served-weight", type=float, default=None, help="the stack's weight of that boost (default: config)")
     args = ap.parse_args(argv)
     from services.ranking.config import FusionDefaults
 
     d = FusionDefaults()
-    served = (d.photo_colour_weight if args.boost == "colour" else d.photo_material_weight) if args.served_weight is None \
-        else args.served_weight
-    key = "photo_color_boost" if args.boost == "colour" else "photo_material_boost"
+    setting, key = BOOSTS[args.boost]
+    served = getattr(d, setting) if args.served_weight is None else args.served_weight
     cpath = Path(args.catalog).resolve()
     catalog = load_jsonl(cpath)
     queries = load_jsonl(Path(args.queries) if args.queries else cpath.with_name("queries.jsonl"))

@@ -83,6 +83,11 @@ class FusionDefaults(BaseModel):
     # Same conditions as the colour boost. Chosen on dev (docs/evaluation.md, "Photo material").
     photo_material_weight: float = 0.3
     photo_material_full: float = 0.7
+    # Category named by the query (category_match.py): a product whose every category word is in the
+    # query ("Desk" for "white desk", not "Desk organiser") gains this much. Only for weighted
+    # fusion with text and lexical weight > 0 (not the single-signal baselines). Chosen on the line split's tune part (docs/evaluation.md,
+    # "Category named by the query").
+    category_match_weight: float = 0.1
     # Image+text queries: the image signal is searched with normalise(a*text + (1-a)*image).
     mix_text_share: float = 0.3
     # Candidates fetched per signal: max(min_candidates, candidate_factor * (offset + top_k)).

@@ -29,6 +29,7 @@ Which method and weights apply by default is stated once, in ``config.FusionDefa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.ranking.config import FusionDefaults
@@ -45,7 +46,18 @@ class FusedHit:
     payload: dict
     raw: dict[str, float] = field(default_factory=dict)  # signal -> raw score (explain)
     normalized: dict[str, float] = field(default_factory=dict)  # signal -> normalised score
-    boosts: dict[str, float] = field(default_factory=dict)  # additive boosts after fusion (photo_boost.py)
+    boosts: dict[str, float] = field(default_factory=dict)  # additive boosts after fusion (add_boost)
+
+
+def add_boost(hits: list[FusedHit], name: str, match: Callable[[FusedHit], float], weight: float) -> list[FusedHit]:
+    """Adds ``weight * match(hit)`` to each hit's fused score (recorded in ``hit.boosts[name]`` for
+    explain) and re-sorts; the photo colour / material boosts and the category match use it."""
+    for h in hits:
+        m = match(h)
+        if m > 0:
+            h.boosts[name] = weight * m
+            h.score += weight * m
+    return sorted(hits, key=lambda h: (-h.score, h.product_id))
 
 
 def normalize(scores: list[float], method: str) -> tuple[list[float], float]:

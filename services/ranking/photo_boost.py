@@ -27,10 +27,8 @@ photo alone, so it stays a measure of the photo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from services.ranking.colour_words import accepted_names, stated_colours
-from services.ranking.fusion import FusedHit
+from services.ranking.fusion import FusedHit, add_boost
 from services.ranking.material_words import stated_labels
 
 BOOST = "photo_color"
@@ -54,16 +52,6 @@ def photo_match(accepted: dict[str, float], photo: list[dict] | None, full: floa
     return min(1.0, share / full) if full > 0 else float(share > 0)
 
 
-def _boost(hits: list[FusedHit], name: str, match: Callable[[FusedHit], float], weight: float) -> list[FusedHit]:
-    """Adds ``weight * match(hit)`` to each hit's score (recorded in ``hit.boosts[name]``) and re-sorts."""
-    for h in hits:
-        m = match(h)
-        if m > 0:
-            h.boosts[name] = weight * m
-            h.score += weight * m
-    return sorted(hits, key=lambda h: (-h.score, h.product_id))
-
-
 def product_colour_match(accepted: dict[str, float], payload: dict, full: float, stated: bool = True) -> float:
     """0..1: with ``stated``, a product whose text states colours matches as well as its best stated
     colour is accepted (1 for a main reading of the query's colour, 0.5 for a looser one, 0 for
@@ -80,7 +68,7 @@ def apply_boost(hits: list[FusedHit], accepted: dict[str, float], weight: float,
     """The colour boost: ``weight * product_colour_match`` per hit."""
     if not accepted or weight <= 0:
         return hits
-    return _boost(hits, BOOST, lambda h: product_colour_match(accepted, h.payload, full, stated), weight)
+    return add_boost(hits, BOOST, lambda h: product_colour_match(accepted, h.payload, full, stated), weight)
 
 
 def material_match(labels: list[str], photo: list[dict] | None, full: float) -> float:
@@ -109,7 +97,7 @@ def apply_material_boost(hits: list[FusedHit], labels: list[str], weight: float,
     """The material boost: ``weight * product_material_match`` per hit."""
     if not labels or weight <= 0:
         return hits
-    return _boost(hits, MATERIAL_BOOST, lambda h: product_material_match(labels, h.payload, full, stated), weight)
+    return add_boost(hits, MATERIAL_BOOST, lambda h: product_material_match(labels, h.payload, full, stated), weight)
 
 
 def describe_photo(photo: list[dict] | None) -> str:
