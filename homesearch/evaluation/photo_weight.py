@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--catalog", required=True)
     ap.add_argument("--queries")
     ap.add_argument("--text-field", default="text")
-    ap.add_argument("--subset", choices=["dev", "test", "all"], default="dev",
-                    help="test only to report the served weight against 0 in the same run, never to choose")
+    ap.add_argument("--subset", choices=["dev", "test", "tune", "all"], default="dev",
+                    help="test only to report the served weight against 0 in the same run, never to choose; "
+                         "tune: the whole catalog as the gallery and the queries whose relevant products are all "
+                         "in the split's train part (how category_match_weight was chosen)")
     ap.add_argument("--split", choices=["line", "type", "none"], default="line",
                     help="none: the whole catalog is the gallery (with --implicit-material; --subset picks the query part)")
     ap.add_argument("--implicit-colour", action="store_true", help="score only the colour-decisive queries")
@@ -68,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     queries = load_jsonl(Path(args.queries) if args.queries else cpath.with_name("queries.jsonl"))
     queries = [q for q in queries if q.get(args.text_field)]
     qrels = {q["id"]: q.get("relevant", []) for q in queries}
-    if args.subset != "all" and not (args.implicit_material and args.split == "none"):
+    if args.subset == "tune":
+        split = make_split(catalog, queries, by="line" if args.split == "none" else args.split)
+        queries = [q for q in queries if split.query_part.get(q["id"]) == "train"]
+        qrels = {q["id"]: q.get("relevant", []) for q in queries}
+    elif args.subset != "all" and not (args.implicit_material and args.split == "none"):
         split = make_split(catalog, queries, by=args.split)
         keep = set(split.products("dev", "test"))
         catalog = [p for p in catalog if p["id"] in keep]
