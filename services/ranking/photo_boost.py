@@ -53,13 +53,14 @@ def photo_match(accepted: dict[str, float], photo: list[dict] | None, full: floa
 
 
 def product_colour_match(accepted: dict[str, float], payload: dict, full: float, stated: bool = True) -> float:
-    """0..1: with ``stated``, a product whose text states colours matches as well as its best stated
-    colour is accepted (1 for a main reading of the query's colour, 0.5 for a looser one, 0 for
-    none); a product that states none, or any product without ``stated``, by its photo
-    (``photo_match``)."""
+    """0..1: with ``stated``, a product whose text states colours matches by the share of them the
+    query accepts (each 1 for a main reading of the query's colour, 0.5 for a looser one, 0 for
+    none), as a photo matches by the accepted share of its foreground: for "white desk" an all-white
+    desk (1) before a white-and-grey one (0.5); for "white grey desk" both. A product that states
+    none, or any product without ``stated``, matches by its photo (``photo_match``)."""
     names = stated_colours(payload) if stated else []
     if names:
-        return max(accepted.get(n, 0.0) for n in names)
+        return sum(accepted.get(n, 0.0) for n in names) / len(names)
     return photo_match(accepted, payload.get(BOOST), full)
 
 

@@ -147,6 +147,9 @@ def test_a_stated_colour_beats_the_photo_estimate_unless_asked_for_the_photo_alo
     assert product_colour_match(accepted, says_white, full=0.5) == 0.0  # the photo is not asked
     assert product_colour_match(accepted, says_turquoise, full=0.5) == 0.5  # a looser reading, half
     assert product_colour_match(accepted, unstated, full=0.5) == 1.0
+    white_and_grey = {"attributes": {"color": "white, grey"}}
+    assert product_colour_match(query_colours("white desk"), white_and_grey, full=0.5) == 0.5  # the share stated
+    assert product_colour_match(query_colours("white grey desk"), white_and_grey, full=0.5) == 1.0
     assert product_colour_match(accepted, says_white, full=0.5, stated=False) == 1.0
     assert product_colour_match(accepted, says_turquoise, full=0.5, stated=False) == 0.0
     hits = [FusedHit("white", 0.8, says_white), FusedHit("turq", 0.75, says_turquoise)]
