@@ -38,18 +38,23 @@ def category_terms(category: str) -> tuple[str, ...]:
     return tuple(_TERMS.findall(category.lower()))
 
 
+def _names(text: str, words: set[str], category: str) -> bool:
+    """``names_category`` on a query already lower-cased (``text``) and split into Latin ``words``."""
+    terms = category_terms(category)
+    return bool(terms) and all((t in words) if t.isascii() else (t in text) for t in terms)
+
+
 def names_category(query: str, category: str) -> bool:
     """True when every term of ``category`` is in ``query`` (Latin as a word, Chinese as a substring)."""
-    terms = category_terms(category)
-    if not terms:
-        return False
-    q = query.lower()
-    words = set(_LATIN.findall(q))
-    return all((t in words) if t.isascii() else (t in q) for t in terms)
+    text = query.lower()
+    return _names(text, set(_LATIN.findall(text)), category)
 
 
 def apply_category_boost(hits: list[FusedHit], query: str, weight: float) -> list[FusedHit]:
-    """``weight`` for each hit whose category the query names (recorded as ``boosts["category_match"]``)."""
+    """``weight`` for each hit whose category the query names (recorded as ``boosts["category_match"]``);
+    the query is read once, not once per hit."""
     if weight <= 0 or not query.strip():
         return hits
-    return add_boost(hits, BOOST, lambda h: float(names_category(query, str(h.payload.get("category") or ""))), weight)
+    text = query.lower()
+    words = set(_LATIN.findall(text))
+    return add_boost(hits, BOOST, lambda h: float(_names(text, words, str(h.payload.get("category") or ""))), weight)

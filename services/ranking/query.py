@@ -49,6 +49,7 @@ class QueryPlan:
     queries: list[SignalQuery]
     language: str = ""
     explanation: str = ""
+    dense_text: str = ""  # the query text in the catalog's language (translated when it is not)
     kind: str = "text"  # text | image | image+text
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # signals the encoders could not provide
@@ -249,6 +250,7 @@ def plan_query(
         analysis = analyze_query(text, catalog_language=catalog_language)
         plan.language = analysis.language or locale
         plan.explanation = analysis.explanation
+        plan.dense_text = analysis.dense_text
         # Dense: the translation when the query is not in the catalog's language. With the
         # encoders down (and no cached embedding) the text is still answered from BM25 and the
         # plan records which signals are missing, unless the caller wants all or nothing.

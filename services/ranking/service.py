@@ -32,7 +32,7 @@ from services.ranking.metrics import ADMISSION_REFUSED, DEGRADED_ANSWERS, STAGE_
 from services.ranking.journey_checks import journey_field_errors
 from services.ranking.category_match import BOOST as CATEGORY_BOOST
 from services.ranking.category_match import apply_category_boost
-from services.ranking.language import analyze_query, detect_language
+from services.ranking.language import detect_language
 from services.ranking.modifiers import parse_modifiers
 from services.ranking.colour_words import stated_colours
 from services.ranking.material_words import query_labels, stated_labels
@@ -274,7 +274,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 fused, note = self._photo_boost(req, method, weights, fused)
                 if note:
                     notes.append(note)
-                fused, note = self._category_boost(req, method, weights, fused)
+                fused, note = self._category_boost(plan, method, weights, fused)
                 if note:
                     notes.append(note)
         if composed:
@@ -329,7 +329,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             image=req.image,
             encoder=self.encoder,
             model_version=model_version,
-            catalog_language=self._catalog_language(),
+            catalog_language=self.state.meta.catalog_language or self.settings.catalog_language,
             limit=limit,
             mix_text_share=d.mix_text_share,
             locale=req.locale,
@@ -581,22 +581,19 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return fused, "; ".join(notes)
 
     def _category_boost(
-        self, req: search_pb2.SearchRequest, method: str, weights: dict[str, float], fused: list[FusedHit]
+        self, plan: QueryPlan, method: str, weights: dict[str, float], fused: list[FusedHit]
     ) -> tuple[list[FusedHit], str]:
         """The category-match boost (category_match.py) for a fused text ranking (weighted fusion, text
-        and lexical weight > 0) whose query names a category of the candidates. Single-signal
-        rankings (``--signals text`` / ``lexical``) stay plain: they are the reported baselines."""
+        and lexical weight > 0) whose query names a category of the candidates, read from the query
+        in the catalog's language (``plan.dense_text``). Single-signal rankings (``--signals text`` /
+        ``lexical``) stay plain: they are the reported baselines."""
         weight = self.settings.fusion.category_match_weight
         fused_text = weights.get(TEXT, 0.0) > 0 and weights.get(LEXICAL, 0.0) > 0
-        if method != "weighted" or not fused_text or weight <= 0 or not req.text.strip():
+        if method != "weighted" or not fused_text or weight <= 0 or not plan.dense_text.strip():
             return fused, ""
-        query = analyze_query(req.text, catalog_language=self._catalog_language()).dense_text
-        fused = apply_category_boost(fused, query, weight)
+        fused = apply_category_boost(fused, plan.dense_text, weight)
         named = sorted({str(h.payload.get("category")) for h in fused if CATEGORY_BOOST in h.boosts})
         return fused, (f"category named by the query (+{weight:g}): {', '.join(named)}" if named else "")
-
-    def _catalog_language(self) -> str:
-        return self.state.meta.catalog_language or self.settings.catalog_language
 
     @staticmethod
     def _judges_stated(weights: dict[str, float]) -> bool:
