@@ -92,11 +92,18 @@ def stated_colours(p: Mapping) -> list[str]:
     ``colour``) attribute, else of its title (a catalog without colour attributes may say "grey
     sofa"); Chinese text through the reviewed glossary. [] when neither names a colour with a
     single look ("multicolour", "clear glass"), so the photo estimate decides."""
-    from services.ranking.language import english_text
-
     attrs = p.get("attributes") or {}
     for text in (attrs.get("color") or attrs.get("colour") or "", p.get("title") or ""):
-        names = palette_names(english_text(str(text))) if str(text).strip() else []
+        names = _stated_in(str(text))
         if names:
-            return names
+            return list(names)
     return []
+
+
+@lru_cache(maxsize=16384)
+def _stated_in(text: str) -> tuple[str, ...]:
+    """``palette_names`` of a product's colour attribute or title, cached: the colour boost reads it
+    for every hit of every colour query (~0.15 ms a query uncached), and catalog texts repeat."""
+    from services.ranking.language import english_text
+
+    return tuple(palette_names(english_text(text))) if text.strip() else ()
