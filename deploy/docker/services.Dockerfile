@@ -16,7 +16,7 @@ COPY requirements.lock pyproject.toml README.md ./
 COPY homesearch/__init__.py homesearch/__init__.py
 RUN pip install --constraint requirements.lock "grpcio" "grpcio-health-checking" "grpcio-reflection" \
       "protobuf" "prometheus-client" "pydantic-settings" "numpy" "pillow" "tqdm" \
-      "qdrant-client" "qdrant-edge-py" "redis" "tritonclient[grpc]" "jieba" "opencc"
+      "qdrant-client" "qdrant-edge-py" "redis" "tritonclient[grpc]" "jieba" "opencc" "threadpoolctl"
 
 COPY protos protos
 COPY homesearch homesearch

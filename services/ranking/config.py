@@ -152,6 +152,12 @@ class RankingSettings(BaseSettings):
     listen: str = "127.0.0.1:50052"
     metrics_port: int = 0
     max_workers: int = 16
+    # Threads of numpy's BLAS (OpenBLAS) in this process; 0 = the library's default (one per core).
+    # The ranking's matrix products are small (the material probe, photo colours, a room's window
+    # scores) and run on gRPC worker threads beside busy encoders: a BLAS helper thread that must
+    # wait for a core stalls the call. Measured with both cores busy: the probe's 1408x7 product
+    # 4.0 ms with the default pool vs 0.03 ms on one thread (docs/performance.md, stop 28).
+    blas_threads: int = Field(1, ge=0)
 
     # Index
     backend: Literal["edge", "server"] = "edge"

@@ -38,11 +38,21 @@ SERVICE_NAMES = [
 ]
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Caps numpy's BLAS pool for the whole process (``RankingSettings.blas_threads``; 0 leaves it).
+    threadpoolctl, because the pool is already loaded by the time settings are read."""
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 class RankingApp:
     """The wired-up ranking service (index, cache, encoders, servicers) on one gRPC server."""
 
     def __init__(self, settings: RankingSettings, encoder=None, cache: RedisCache | None = None) -> None:
         self.settings = settings
+        limit_blas_threads(settings.blas_threads)
         if encoder is None:
             from services.encoders.client import EncoderClient
 
