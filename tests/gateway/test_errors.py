@@ -117,14 +117,16 @@ def test_deadline_shorter_than_margin(make_gateway) -> None:
 
 def test_deadline_is_propagated_to_ranking(make_gateway) -> None:
     # The caller allows 3 s; the gateway keeps 2.995 s back, so ranking gets ~5 ms: far too
-    # little to embed a never-seen query. The gateway must give up when ranking's deadline
+    # little to embed a never-seen query of the text tower's full 512 tokens (a short one now
+    # embeds in ~4 ms, so it could fit). The gateway must give up when ranking's deadline
     # passes (not when the caller's does) and report DEADLINE_EXCEEDED.
     gw = make_gateway(deadline_margin_ms=2995)
+    long_text = "带有金色拉手和白色柜门的现代风格橱柜，" * 45  # 900 characters, > 512 tokens
     with HomesearchClient(gw.address, api_key=API_KEY) as c:
         for _attempt in range(10):
             start = time.monotonic()
             with pytest.raises(HomesearchError) as err:
-                c.search(f"sofa {uuid.uuid4().hex}", no_cache=True, timeout_s=3.0)
+                c.search(f"{uuid.uuid4().hex} {long_text}", no_cache=True, timeout_s=3.0)
             elapsed = time.monotonic() - start
             # On a loaded machine the request can spend more than 5 ms reaching the gateway,
             # which then (correctly) refuses before calling ranking: that attempt says
