@@ -19,6 +19,7 @@ cores, tried first), so the ratios are against the better of the two scripts.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.harness import SuiteResult, Table, latency_summary, machine_info, ratio
+from bench.harness import CpuMeter, SuiteResult, Table, latency_summary, machine_info, ratio
 from bench.search import Clients, ImagePool, unique_text
 from bench.stack_proc import StackAddrs
 
@@ -69,30 +70,17 @@ def interleave(a: Callable[[int], Any], b: Callable[[int], Any], n: int, warmup:
     return xa, xb
 
 
-def _cpu_busy_share(interval_s: float = 0.5) -> float | None:
-    """Share of all cores busy over ``interval_s`` (/proc/stat), None where there is no /proc."""
-    def snap() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
-    try:
-        t0, i0 = snap()
-        time.sleep(interval_s)
-        t1, i1 = snap()
-    except OSError:
-        return None
-    return 1.0 - (i1 - i0) / max(1, t1 - t0)
-
-
-def wait_idle(busy_below: float = 0.15, max_s: float = 30.0) -> float:
-    """Waits until the machine is idle (busy share below ``busy_below``), at most ``max_s``;
-    returns the seconds waited. Why: after an ingestion part the stack keeps working for seconds
-    (the index build after the last write); a baseline timed then got one core instead of two
-    (16-17 instead of ~29 img/s for Lite0 at 2 threads, docs/performance.md, stop 28)."""
+def wait_idle(busy_below: float = 0.15, max_s: float = 30.0, interval_s: float = 0.5) -> float:
+    """Waits until the machine is idle (``CpuMeter``'s busy share over ``interval_s`` below
+    ``busy_below``), at most ``max_s``; returns the seconds waited. Why: the stack keeps working
+    for a while after an ingestion part's last write; a baseline timed then got one core instead
+    of two (16-17 instead of ~29 img/s for Lite0 at 2 threads, docs/performance.md, stop 28)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < max_s:
-        busy = _cpu_busy_share()
-        if busy is None:
+        meter = CpuMeter()
+        time.sleep(interval_s)
+        busy = meter.stop()["machine_busy_share"]
+        if math.isnan(busy):  # no /proc/stat: a fixed pause instead
             time.sleep(3.0)
             break
         if busy < busy_below:
