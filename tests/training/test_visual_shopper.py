@@ -151,3 +151,32 @@ def test_strong_augmentation_keeps_the_product_in_its_box_and_differs_from_base(
     x0, y0, x1, y1 = a.box
     assert 0 <= x0 < x1 <= synth.PHOTO_SIZE and 0 <= y0 < y1 <= synth.PHOTO_SIZE
     assert not np.array_equal(np.asarray(a.image), np.asarray(base.image))
+
+
+def test_eval_parts_hold_out_products_of_any_split_and_no_training_scene():
+    from types import SimpleNamespace
+
+    catalog = [{"id": f"p{i}"} for i in range(6)]
+    line = SimpleNamespace(product_part={"p0": "dev", "p1": "train", "p2": "train", "p3": "test", "p4": "train", "p5": "train"})
+    kind = SimpleNamespace(product_part={"p0": "train", "p1": "dev", "p2": "train", "p3": "train", "p4": "train", "p5": "train"})
+    scenes = [{"id": f"s{i:04d}"} for i in range(40)]
+    products, eval_scenes = vs.eval_parts(catalog, [line, kind], scenes, scene_seed=0)
+    assert [p["id"] for p in products] == ["p0", "p1", "p3"]
+    train_ids = {s["id"] for s in scenes if synth.scene_part(s["id"], 0) == "train"}
+    assert eval_scenes and not train_ids & {s["id"] for s in eval_scenes}
+    assert len(eval_scenes) + len(train_ids) == len(scenes)
+
+
+def test_synth_heldout_metrics_rank_only_the_splits_held_out_products():
+    from types import SimpleNamespace
+
+    regs, _, labels, gal = _toy(seed=0, n_q=60, noise_seed=5)
+    ids = np.array([f"p{g}" for g in labels])
+    index = {f"p{g}": g for g in range(len(gal))}
+    held = {f"p{g}" for g in range(0, len(gal), 3)}
+    spl = SimpleNamespace(product_part={p: ("dev" if p in held else "train") for p in index})
+    mu, proj = vs.pca_whitening(np.concatenate([gal, gal]), dim=16, shrinkage=0.5)
+    got = vs.synth_heldout_metrics(regs, ids, spl, index, gal, gal, mu, proj)
+    keep = [i for i, p in enumerate(ids) if p in held]
+    want = vs.metrics(vs.ranks([regs[i] for i in keep], [{int(labels[i])} for i in keep], gal, gal, mu, proj))
+    assert got == want and got["n"] == len(keep) < len(ids)
