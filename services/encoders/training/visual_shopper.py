@@ -23,7 +23,7 @@ Synthetic held-out photos (``--synth-heldout N``, default 2): the real photos of
 are few (33 of the line split: one photo moves Hit@1 by 0.03), so the card also reports
 ``synth_heldout``: N synthetic photos of every held-out product, pasted on the *other* part of the
 scenes (never a training scene), with a seed of their own. Harder than the real photos (PCA ->
-learned: real held-out lines 0.333 -> 0.606 Hit@1, synthetic 0.244 -> 0.393, 524 photos), but ~16x
+learned: real held-out lines 0.333 -> 0.606 Hit@1, synthetic 0.256 -> 0.403, 524 photos), but ~16x
 as many: read it for differences between recipes, the real photos for the level.
 
 Measured (200 real shopper photos vs the 1,685-photo gallery, Hit@1 / R@10; defaults, 4,265
