@@ -457,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                  "syn_ids": syn["ids"], "photo_regs": preg.astype(np.float16)}
         if args.synth_heldout > 0:
             eval_scenes = [Image.open(base / s["image"]).convert("RGB") for s in eval_scene_rows]
-            held = synth_regions(held_products, base, eval_scenes, bb, args.synth_heldout, SYNTH_EVAL_SEED, progress)
-            feats.update(held_regs=held["regs"], held_ids=held["ids"])
+            held_syn = synth_regions(held_products, base, eval_scenes, bb, args.synth_heldout, SYNTH_EVAL_SEED, progress)
+            feats.update(held_regs=held_syn["regs"], held_ids=held_syn["ids"])
         if args.cache:
             np.savez(args.cache, **feats)
     t_feat = time.time() - t0
