@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     synth_products = [p for p in catalog if split.product_part[p["id"]] == "train" or other.product_part[p["id"]] == "train"]
     held_products, eval_scene_rows = eval_parts(catalog, [split, other], scene_rows, cfg.scene_seed)
     recipe: list[Any] = [cfg.split_seed, cfg.scene_seed, cfg.per_product, cfg.seed]
-    if cfg.augment != "base":  # base keeps the key (and the caches) of the shipped recipe
+    if cfg.augment != "base":  # base adds nothing here: its settings are the shipped recipe's
         recipe.append(asdict(AUGMENTS[cfg.augment]))
     if args.synth_heldout > 0:
         recipe.append(["synth-heldout", args.synth_heldout, SYNTH_EVAL_SEED])
