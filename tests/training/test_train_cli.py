@@ -152,6 +152,46 @@ def test_colour_hist_head_is_servable(tmp_path, monkeypatch):
     assert torch.allclose(mine, enc.encode_pixels(pixels), atol=1e-5)
 
 
+def test_block_stats_head_is_servable(tmp_path, monkeypatch):
+    """`--block-stats 10,14` writes a card declaring the blocks; training's features of the padded
+    view (the real backbone) are exactly what the serving tower feeds the head, before the histogram."""
+    catalog, EffNetImageEncoder, ImagePreprocessor = _servable_setup(tmp_path, monkeypatch)
+    from services.encoders.training import features as F
+    from services.encoders.training.cli import main
+    from services.encoders.training.head import load_head
+
+
+    def fake_with_stats(products, catalog_dir, backbone="lite0", blocks=(), **kw):
+        v = _fake_views(products, catalog_dir, backbone)
+        rng = np.random.default_rng(1)
+        return np.concatenate([v, rng.random((len(products), 5, 608), dtype=np.float32)], axis=2) if blocks else v
+
+    monkeypatch.setattr(F, "extract_views", fake_with_stats)
+    out = tmp_path / "heads"
+    assert main(["--catalog", str(catalog), "--out", str(out), "--epochs", "2", "--batch-size", "8",
+                 "--heldout-fraction", "0.5", "--colour-hist", "4", "--block-stats", "14,10", "--quiet"]) == 0
+    (d,) = list(out.iterdir())
+    card = json.loads((d / "head.json").read_text())
+    assert card["block_stats"] == {"blocks": [10, 14], "channels": [112, 192], "method": "mean-std-v1"}
+    assert card["architecture"]["input_dim"] == 1280 + 608 + 64
+
+    monkeypatch.undo()
+    monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
+    prods = [json.loads(line) for line in catalog.read_text().splitlines()][:2]
+    trained_on = F.extract_views(prods, catalog.parent, progress=False, blocks=(10, 14))
+    assert trained_on.shape == (2, 5, 1888)
+    enc = EffNetImageEncoder(head_dir=d)
+    pixels, ok, _ = ImagePreprocessor(enc.pixel_spec, torch.device("cpu"))(
+        [(catalog.parent / p["image"]).read_bytes() for p in prods])
+    served_inputs = enc.head_inputs(pixels).numpy()
+    np.testing.assert_allclose(served_inputs[:, :1888], trained_on[:, 0], atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(served_inputs[:, 1888:], F.extract_colour_histograms(prods, catalog.parent, 4))
+    ours, _ = load_head(d)
+    assert torch.allclose(ours(torch.from_numpy(served_inputs)), enc.encode_pixels(pixels), atol=1e-5)
+    with pytest.raises(SystemExit):
+        main(["--catalog", str(catalog), "--block-stats", "16"])
+
+
 def test_zero_shot_head_is_servable_and_init_head_reuses_the_mlp(tmp_path, monkeypatch):
     """`--zero-shot` fits the ConSE part on dev queries and writes it into the head; the serving
     tower computes the same vectors as the training-side head. `--init-head` keeps the given MLP."""

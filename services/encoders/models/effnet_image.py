@@ -5,8 +5,10 @@ e5 text space. Inputs are normalised to [-1, 1] by default: that is what the TF-
 EfficientNet-Lite checkpoints were trained with, and it classified our sample catalog photos
 better than ImageNet mean/std (see tests/encoders/test_image_encoder.py); a head card may
 override the pixel normalisation it was trained with, and may declare extra inputs
-(``colour_hist_bins``: a colour histogram of the same preprocessed pixels, concatenated after the
-pooled features; ``services.encoders.models.colour``).
+(``block_stats``: channel means and standard deviations of middle backbone blocks from the same
+pass, ``services.encoders.models.block_stats``; ``colour_hist_bins``: a colour histogram of the
+same preprocessed pixels, ``services.encoders.models.colour``), concatenated after the pooled
+features in that order.
 
 With a visual directory (``services.encoders.models.visual``) the same backbone pass also gives
 the ``visual`` photo->photo descriptor: a second graph output (``VISUAL``, the whitened global
@@ -20,8 +22,9 @@ import logging
 from pathlib import Path
 
 import torch
-from services.encoders.models.colour import colour_histogram
 from services.encoders.models.base import PixelSpec, l2_normalize
+from services.encoders.models.block_stats import block_channels, forward_with_blocks, global_stats, window_stats
+from services.encoders.models.colour import colour_histogram
 from services.encoders.models.image_head import ProjectionHead, load_head
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
 from services.encoders.models.visual import VisualHead, load_visual, window_means
@@ -67,6 +70,9 @@ class EffNetImageEncoder:
         self.visual: VisualHead | None = vis.to(self.device) if vis is not None else None
         self.visual_version = self.visual.card.version if self.visual is not None else ""
         self.colour_hist_bins = self.head.card.colour_hist_bins
+        self.stat_blocks = self.head.card.stat_blocks
+        if self.stat_blocks and block_channels(self.backbone, self.stat_blocks) != list(self.head.card.block_stats["channels"]):
+            raise ValueError(f"head {self.head_version}: block_stats {self.head.card.block_stats} do not match the backbone")
         px = self.head.card.pixels
         self.pixel_spec = (
             PixelSpec(
@@ -84,15 +90,27 @@ class EffNetImageEncoder:
         x = self.backbone.extract_features(pixels.to(self.device, self.dtype))
         return x.float().mean(dim=(2, 3))
 
+    def _maps(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last feature map and the head's statistics blocks' maps, from one backbone pass."""
+        px = pixels.to(self.device, self.dtype)
+        if not self.stat_blocks:
+            return self.backbone.extract_features(px).float(), []
+        fmap, maps = forward_with_blocks(self.backbone, px, self.stat_blocks)
+        return fmap.float(), maps
+
+    def _head_input(self, fmap: torch.Tensor, maps: list[torch.Tensor], extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled features, then block statistics, then the colour histogram (the card's order)."""
+        parts = [fmap.mean(dim=(2, 3))]
+        if maps:
+            parts.append(global_stats(maps))
+        if "COLOUR_HIST" in extras:
+            parts.append(extras["COLOUR_HIST"].to(fmap.device, fmap.dtype))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
     @torch.inference_mode()
     def head_inputs(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, input_dim) float32: pooled features, + the colour histogram when the head takes one."""
-        feats = self.features(pixels)
-        if not self.colour_hist_bins:
-            return feats
-        spec = self.pixel_spec
-        hist = colour_histogram(pixels.to(self.device), self.colour_hist_bins, spec.mean, spec.std)
-        return torch.cat([feats, hist], dim=1)
+        """(n, input_dim) float32: what the head reads for these pixels."""
+        return self._head_input(*self._maps(pixels), self.graph_extra_inputs(pixels))
 
     @torch.inference_mode()
     def classify(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -166,11 +184,8 @@ class EffNetImageEncoder:
     def graph_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
         """Pixels (+ extra inputs) -> L2-normalised embedding (and the global visual row when the
         tower has a visual head); plain tensor ops, so it exports."""
-        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
-        x = fmap.mean(dim=(2, 3))
-        if "COLOUR_HIST" in extras:
-            x = torch.cat([x, extras["COLOUR_HIST"].to(x.device, x.dtype)], dim=1)
-        emb = l2_normalize(self.head(x))
+        fmap, maps = self._maps(pixels)
+        emb = l2_normalize(self.head(self._head_input(fmap, maps, extras)))
         if self.visual is None:
             return emb
         return emb, self.visual.global_rows(fmap)
@@ -192,8 +207,10 @@ class EffNetImageEncoder:
         instance-level ``visual`` rows miss (docs/shop-the-look.md)."""
         if self.visual is None:
             raise RuntimeError("this image tower has no visual head")
-        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
+        fmap, maps = self._maps(pixels)
         pooled = window_means(fmap, SCENE_WINDOWS, SCENE_STRIDE)  # each window = its crop's global pool
+        if maps:
+            pooled = torch.cat([pooled, window_stats(maps, fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)], dim=2)
         n = fmap.shape[0]
         if "WINDOW_COLOUR_HIST" in extras:
             pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)

