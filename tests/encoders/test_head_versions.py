@@ -1,6 +1,6 @@
 """Shipped image heads: the default head through Triton equals the training pipeline's vectors
-(the colour-histogram input included), and the previous head (1280-d input only) still loads and
-serves exactly as before."""
+(its block-statistics and colour-histogram inputs included), and the earlier heads (1280-d input
+only; colour histogram only, under the opt-in ConSE head) still load and serve exactly as before."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ pytest.importorskip("efficientnet_lite_pytorch")
 HEADS = Path(__file__).resolve().parents[2] / "services" / "encoders" / "heads"
 DEFAULT_HEAD = HEADS / "default"
 PREVIOUS_HEAD = HEADS / "head-lite0-v1-0512a3de"  # shipped before colour-histogram heads; kept
-ZERO_SHOT_HEAD = HEADS / "head-lite0-v1-13c898c7"  # the default's MLP + the ConSE part (opt-in, docs/evaluation.md)
+COLOUR_HEAD = HEADS / "head-lite0-v1-97b9be8b"  # the default until stop 30: colour histogram, no block statistics
+ZERO_SHOT_HEAD = HEADS / "head-lite0-v1-13c898c7"  # COLOUR_HEAD's MLP + the ConSE part (opt-in, docs/evaluation.md)
 
 
 def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -26,8 +27,9 @@ def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def training_pipeline_vectors(head_dir: Path, tmp_path: Path, monkeypatch) -> tuple[list[bytes], np.ndarray]:
-    """Vectors of the test photos as `homesearch train` computes them (pad view features from the
-    training feature extractor, its colour histograms, the training-side head loader)."""
+    """Vectors of the test photos as `homesearch train` computes them (pad view features, with the
+    card's block statistics, from the training feature extractor, its colour histograms, the
+    training-side head loader)."""
     monkeypatch.setenv("HOMESEARCH_CACHE", str(tmp_path / "cache"))
     from services.encoders.training import features as F
     from services.encoders.training.head import load_head
@@ -35,8 +37,9 @@ def training_pipeline_vectors(head_dir: Path, tmp_path: Path, monkeypatch) -> tu
 
     paths = sorted(IKEA.glob("*.jpg"))
     products = [{"id": p.stem, "image": p.name} for p in paths]
-    views = F.extract_views(products, IKEA, use_cache=False, progress=False)[:, 0]  # the served (pad) view
     head, card = load_head(head_dir)
+    blocks = tuple(card.get("block_stats", {}).get("blocks", ()))
+    views = F.extract_views(products, IKEA, use_cache=False, progress=False, blocks=blocks)[:, 0]  # the served (pad) view
     bins = int(card.get("colour_hist_bins", 0))
     assert bins == int(card["settings"]["colour_hist_bins"])
     inputs = np.concatenate([views, F.colour_histograms_of_files(paths, bins)], axis=1) if bins else views
@@ -51,12 +54,14 @@ def test_default_head_through_triton_matches_training_pipeline(encoder_client, t
     assert cos(served, trained).min() >= 0.999
 
 
-def test_default_head_takes_the_colour_histogram():
-    """The shipped default is the colour-histogram head (docs/evaluation.md, "Colour histogram input")."""
+def test_default_head_takes_block_statistics_and_the_colour_histogram():
+    """The shipped default reads blocks 10 and 14's statistics and the colour histogram
+    (docs/evaluation.md, "Middle-block statistics for the image head")."""
     from services.encoders.models.image_head import HeadCard
 
     card = HeadCard.read(DEFAULT_HEAD)
-    assert card.colour_hist_bins == 4 and card.input_dim == 1280 + 64
+    assert card.colour_hist_bins == 4 and card.stat_blocks == (10, 14)
+    assert card.input_dim == 1280 + 2 * (112 + 192) + 64
 
 
 def test_previous_head_loads_and_serves_as_before_in_process(tmp_path, monkeypatch):
@@ -97,13 +102,13 @@ def test_previous_head_serves_through_triton(tmp_path, monkeypatch):
     assert cos(served, trained).min() >= 0.9999
 
 
-def test_zero_shot_head_is_the_default_mlp_plus_conse(photos):
-    """The opt-in ConSE head (HOMESEARCH_IMAGE_HEAD) keeps the default's MLP exactly and adds the
-    zero-shot term: its vectors differ from the default's, but stay close in direction."""
+def test_zero_shot_head_is_the_colour_head_mlp_plus_conse(photos):
+    """The opt-in ConSE head (HOMESEARCH_IMAGE_HEAD) keeps the colour-histogram head's MLP exactly
+    and adds the zero-shot term: its vectors differ from that head's, but stay close in direction."""
     from services.encoders.models.effnet_image import EffNetImageEncoder
     from services.encoders.models.preprocess import ImagePreprocessor
 
-    default, zs = EffNetImageEncoder(head_dir=DEFAULT_HEAD), EffNetImageEncoder(head_dir=ZERO_SHOT_HEAD)
+    default, zs = EffNetImageEncoder(head_dir=COLOUR_HEAD), EffNetImageEncoder(head_dir=ZERO_SHOT_HEAD)
     assert default.head.zs is None and zs.head.zs is not None and zs.version == "effnet-lite0+head-lite0-v1-13c898c7"
     assert zs.head.card.zero_shot["method"] == "conse-v1" and zs.head.zs_mix > 0
     assert torch.equal(default.head.fc1.weight, zs.head.fc1.weight)
