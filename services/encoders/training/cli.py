@@ -50,7 +50,7 @@ def _blocks(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated block indices, got {text!r}") from None
     if any(not 0 <= b <= 15 for b in blocks):
-        raise argparse.ArgumentTypeError(f"EfficientNet-Lite blocks are 0..15, got {text!r}")
+        raise argparse.ArgumentTypeError(f"EfficientNet-Lite0 has blocks 0..15, got {text!r}")
     return blocks
 
 
