@@ -61,6 +61,13 @@ def global_stats(maps: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([_mean_std(m.mean(dim=(2, 3)), (m * m).mean(dim=(2, 3))) for m in maps], dim=1)
 
 
+def pooled_with_stats(fmap: torch.Tensor, maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The head's backbone input: the last map's average pool, then ``global_stats`` of the block
+    maps when there are any. The one place that order is defined (training and serving read it)."""
+    pooled = fmap.float().mean(dim=(2, 3))
+    return torch.cat([pooled, global_stats(maps)], dim=1) if maps else pooled
+
+
 def window_stats(maps: Sequence[torch.Tensor], last_cells: int, windows: tuple[int, ...],
                  stride: int) -> torch.Tensor:
     """(n, R, sum 2 C_i): ``global_stats`` of every window of the last map's grid (``last_cells``

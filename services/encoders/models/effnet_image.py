@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from services.encoders.models.base import PixelSpec, l2_normalize
-from services.encoders.models.block_stats import block_channels, forward_with_blocks, global_stats, window_stats
+from services.encoders.models.block_stats import block_channels, forward_with_blocks, pooled_with_stats, window_stats
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.image_head import ProjectionHead, load_head
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
@@ -100,12 +100,10 @@ class EffNetImageEncoder:
 
     def _head_input(self, fmap: torch.Tensor, maps: list[torch.Tensor], extras: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled features, then block statistics, then the colour histogram (the card's order)."""
-        parts = [fmap.mean(dim=(2, 3))]
-        if maps:
-            parts.append(global_stats(maps))
-        if "COLOUR_HIST" in extras:
-            parts.append(extras["COLOUR_HIST"].to(fmap.device, fmap.dtype))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        x = pooled_with_stats(fmap, maps)
+        if "COLOUR_HIST" not in extras:
+            return x
+        return torch.cat([x, extras["COLOUR_HIST"].to(x.device, x.dtype)], dim=1)
 
     @torch.inference_mode()
     def head_inputs(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -157,14 +157,10 @@ def load_backbone(name: str = "lite0"):
 def pooled_features(model, batch, blocks: Sequence[int] = ()) -> torch.Tensor:  # noqa: F821
     """(B,3,H,W) tensor -> (B,1280) average-pooled last-conv features (as EffNetImageEncoder.features),
     then the statistics of ``blocks`` when given (``models.block_stats``, as the served head reads them)."""
-    if not blocks:
-        return model.extract_features(batch).float().mean(dim=(2, 3))
-    import torch
+    from services.encoders.models.block_stats import forward_with_blocks, pooled_with_stats
 
-    from services.encoders.models.block_stats import forward_with_blocks, global_stats
-
-    fmap, maps = forward_with_blocks(model, batch, blocks)
-    return torch.cat([fmap.float().mean(dim=(2, 3)), global_stats(maps)], dim=1)
+    fmap, maps = forward_with_blocks(model, batch, blocks) if blocks else (model.extract_features(batch), [])
+    return pooled_with_stats(fmap, maps)
 
 
 # --------------------------------------------------------------------------- extraction
