@@ -180,3 +180,82 @@ def test_synth_heldout_metrics_rank_only_the_splits_held_out_products():
     keep = [i for i, p in enumerate(ids) if p in held]
     want = vs.metrics(vs.ranks([regs[i] for i in keep], [{int(labels[i])} for i in keep], gal, gal, mu, proj))
     assert got == want and got["n"] == len(keep) < len(ids)
+
+
+def test_normalise_scales_the_statistics_and_leaves_plain_gem_alone():
+    rng = np.random.default_rng(0)
+    gem_rows = vr.l2n(rng.random((50, 1280)).astype(np.float32))
+    stats = rng.normal(3.0, 5.0, (50, 8)).astype(np.float32)
+    rows = np.concatenate([gem_rows, stats], axis=1)
+    sm, ss = vs.stats_normaliser(rows, 2.0)
+    z = (stats - sm) * ss
+    np.testing.assert_allclose(np.sqrt((z**2).sum(1)).mean(), 2.0, rtol=0.1)  # the statistics weigh ~ weight
+    out = vs.normalise(rows.astype(np.float16), sm, ss, chunk=7)
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(out.astype(np.float32), vr.l2n(np.concatenate([gem_rows, z], axis=1)), atol=2e-3)
+    assert vs.normalise(gem_rows, None, None) is gem_rows
+
+
+def test_block_stats_projection_is_servable(tmp_path):
+    """Training's descriptors with `--block-stats 10,14`, normalised and projected, are the rows the
+    served tower computes from the same pixels: global (index) and regional (query) rows, and the
+    card + weights `export` writes load as such a visual head."""
+    import torch
+
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from services.encoders.models.block_stats import block_channels, block_stats_card, forward_with_blocks
+    from services.encoders.models.effnet_image import EffNetImageEncoder
+    from services.encoders.models.visual import load_visual
+
+    enc0 = EffNetImageEncoder()  # the default head; its backbone stands in for the training ONNX session
+
+    class TorchBackbone:
+        def __call__(self, pixels):
+            with torch.inference_mode():
+                fmap, maps = forward_with_blocks(enc0.backbone, torch.stack(list(pixels)), (10, 14))
+            return fmap.numpy(), [m.numpy() for m in maps]
+
+    bb = TorchBackbone()
+    photos = [synth.shopper_photo(_studio(c), Image.new("RGB", (500, 400), (90, 120, 60)), random.Random(i)).image
+              for i, c in enumerate([(200, 20, 20), (20, 160, 40)])]
+    idx_px = [vr.pad_square(_studio(c), 224) for c in [(200, 20, 20), (30, 30, 30), (240, 200, 10)]]
+    whole = vs.global_descriptors(bb, idx_px)
+    regs = vs.photo_regions(photos, bb)
+    assert whole.shape == (3, 1888) and regs.shape == (2, 50, 1888)
+
+    rng = np.random.default_rng(0)
+    sm, ss = vs.stats_normaliser(np.concatenate([whole, regs[0]]), 2.0)
+    mean, proj = rng.normal(0, 0.01, 1888).astype(np.float32), rng.normal(size=(1888, 512)).astype(np.float32)
+    card = {"block_stats": block_stats_card((10, 14), block_channels(enc0.backbone, (10, 14)))}
+    d = vs.export(tmp_path, mean, proj, card, stats=(sm, ss))
+    head = load_visual(d)
+    assert head is not None and head.card.stat_blocks == (10, 14) and head.card.stats_dim == 608
+
+    def trained(x):
+        return vr.l2n((vs.normalise(x, sm, ss) - mean) @ proj)
+
+    enc = EffNetImageEncoder(visual_dir=d)
+    assert enc.pass_blocks == (10, 14)
+    with torch.inference_mode():
+        served_whole = enc.graph_forward(torch.stack(idx_px), **enc.graph_extra_inputs(torch.stack(idx_px)))[1]
+        served_regs = enc.visual_region_forward(torch.stack([vr.pad_square(p, 448) for p in photos]))
+    np.testing.assert_allclose(served_whole.numpy(), trained(whole), atol=2e-4)
+    np.testing.assert_allclose(served_regs.numpy(), trained(regs), atol=2e-4)
+
+
+def test_visual_cards_with_bad_block_stats_are_refused(tmp_path):
+    from services.encoders.models.visual import VisualFormatError, load_visual
+
+    rng = np.random.default_rng(0)
+    mean, proj = np.zeros(1888, np.float32), rng.normal(size=(1888, 512)).astype(np.float32)
+    stats = (np.zeros(608, np.float32), np.ones(608, np.float32))
+    good = {"blocks": [10, 14], "channels": [112, 192], "method": "mean-std-v1"}
+    d = vs.export(tmp_path / "a", mean, proj, {"block_stats": {**good, "method": "mean-v0"}}, stats=stats)
+    with pytest.raises(VisualFormatError, match="not implemented"):
+        load_visual(d)
+    d = vs.export(tmp_path / "b", mean, proj, {"block_stats": good})  # no stats_mean / stats_scale
+    with pytest.raises(VisualFormatError, match="stats_mean"):
+        load_visual(d)
+    d = vs.export(tmp_path / "c", mean[:1280], proj[:1280], {"block_stats": good}, stats=stats)  # GeM-sized weights
+    with pytest.raises(VisualFormatError, match="whitening shapes"):
+        load_visual(d)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from services.encoders.models.visual import window_means
+from services.encoders.models.pooling import window_means
 
 BLOCK_STATS_METHOD = "mean-std-v1"
 
@@ -71,7 +71,7 @@ def pooled_with_stats(fmap: torch.Tensor, maps: Sequence[torch.Tensor]) -> torch
 def window_stats(maps: Sequence[torch.Tensor], last_cells: int, windows: tuple[int, ...],
                  stride: int) -> torch.Tensor:
     """(n, R, sum 2 C_i): ``global_stats`` of every window of the last map's grid (``last_cells``
-    cells a side; ``visual.window_means`` order), each block map cropped to the same box (a map
+    cells a side; ``pooling.window_means`` order), each block map cropped to the same box (a map
     k times finer than the last one takes windows and stride k times larger)."""
     parts = []
     for m in maps:
@@ -83,6 +83,16 @@ def window_stats(maps: Sequence[torch.Tensor], last_cells: int, windows: tuple[i
     return torch.cat(parts, dim=2)
 
 
+def block_stats_error(bs: dict) -> str | None:
+    """Why a card's ``block_stats`` field (``block_stats_card``) cannot be served, or None."""
+    blocks, channels = list(bs.get("blocks") or []), list(bs.get("channels") or [])
+    if not blocks or len(blocks) != len(channels) or blocks != sorted(set(blocks)):
+        return f"block_stats needs ascending distinct blocks and one channel count each, got {bs}"
+    if bs.get("method") != BLOCK_STATS_METHOD:
+        return f"block_stats method {bs.get('method')!r} is not implemented here ({BLOCK_STATS_METHOD!r})"
+    return None
+
+
 def block_stats_card(blocks: Sequence[int], channels: Sequence[int]) -> dict:
-    """The head card's ``block_stats`` field (``image_head.HeadCard``)."""
+    """The ``block_stats`` field of a head or visual card (``image_head.HeadCard``, ``visual.VisualCard``)."""
     return {"blocks": [int(b) for b in blocks], "channels": [int(c) for c in channels], "method": BLOCK_STATS_METHOD}

@@ -27,7 +27,8 @@ from services.encoders.models.block_stats import block_channels, forward_with_bl
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.image_head import ProjectionHead, load_head
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
-from services.encoders.models.visual import VisualHead, load_visual, window_means
+from services.encoders.models.pooling import window_means
+from services.encoders.models.visual import VisualHead, load_visual
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class EffNetImageEncoder:
         self.stat_blocks = self.head.card.stat_blocks
         if self.stat_blocks and block_channels(self.backbone, self.stat_blocks) != list(self.head.card.block_stats["channels"]):
             raise ValueError(f"head {self.head_version}: block_stats {self.head.card.block_stats} do not match the backbone")
+        self.visual_blocks = self.visual.card.stat_blocks if self.visual is not None else ()
+        if self.visual_blocks and block_channels(self.backbone, self.visual_blocks) != list(self.visual.card.block_stats["channels"]):  # type: ignore[union-attr]
+            raise ValueError(f"visual {self.visual_version}: block_stats {self.visual.card.block_stats} do not match the backbone")  # type: ignore[union-attr]
+        self.pass_blocks = tuple(sorted(set(self.stat_blocks) | set(self.visual_blocks)))  # read in one pass
         px = self.head.card.pixels
         self.pixel_spec = (
             PixelSpec(
@@ -90,17 +95,18 @@ class EffNetImageEncoder:
         x = self.backbone.extract_features(pixels.to(self.device, self.dtype))
         return x.float().mean(dim=(2, 3))
 
-    def _maps(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The last feature map and the head's statistics blocks' maps, from one backbone pass."""
+    def _maps(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """The last feature map and the maps of the blocks the head and the visual head read
+        (by block index), from one backbone pass."""
         px = pixels.to(self.device, self.dtype)
-        if not self.stat_blocks:
-            return self.backbone.extract_features(px).float(), []
-        fmap, maps = forward_with_blocks(self.backbone, px, self.stat_blocks)
-        return fmap.float(), maps
+        if not self.pass_blocks:
+            return self.backbone.extract_features(px).float(), {}
+        fmap, maps = forward_with_blocks(self.backbone, px, self.pass_blocks)
+        return fmap.float(), dict(zip(self.pass_blocks, maps))
 
-    def _head_input(self, fmap: torch.Tensor, maps: list[torch.Tensor], extras: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _head_input(self, fmap: torch.Tensor, maps: dict[int, torch.Tensor], extras: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled features, then block statistics, then the colour histogram (the card's order)."""
-        x = pooled_with_stats(fmap, maps)
+        x = pooled_with_stats(fmap, [maps[b] for b in self.stat_blocks])
         if "COLOUR_HIST" not in extras:
             return x
         return torch.cat([x, extras["COLOUR_HIST"].to(x.device, x.dtype)], dim=1)
@@ -186,14 +192,14 @@ class EffNetImageEncoder:
         emb = l2_normalize(self.head(self._head_input(fmap, maps, extras)))
         if self.visual is None:
             return emb
-        return emb, self.visual.global_rows(fmap)
+        return emb, self.visual.global_rows(fmap, [maps[b] for b in self.visual_blocks])
 
     def visual_region_forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Query pixels -> (n, R, 512) regional visual rows; exported as the ``visual`` graph."""
         if self.visual is None:
             raise RuntimeError("this image tower has no visual head")
-        fmap = self.backbone.extract_features(pixels.to(self.device, self.dtype)).float()
-        return self.visual.region_rows(fmap)
+        fmap, maps = self._maps(pixels)
+        return self.visual.region_rows(fmap, [maps[b] for b in self.visual_blocks])
 
     def visual_scene_forward(self, pixels: torch.Tensor, **extras: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Room photo pixels (640 px) (+ each window's colour histogram) -> (n, 149, 512) window
@@ -207,10 +213,11 @@ class EffNetImageEncoder:
             raise RuntimeError("this image tower has no visual head")
         fmap, maps = self._maps(pixels)
         pooled = window_means(fmap, SCENE_WINDOWS, SCENE_STRIDE)  # each window = its crop's global pool
-        if maps:
-            pooled = torch.cat([pooled, window_stats(maps, fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)], dim=2)
+        if self.stat_blocks:
+            head_maps = [maps[b] for b in self.stat_blocks]
+            pooled = torch.cat([pooled, window_stats(head_maps, fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)], dim=2)
         n = fmap.shape[0]
         if "WINDOW_COLOUR_HIST" in extras:
             pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)
         emb = l2_normalize(self.head(pooled.reshape(-1, pooled.shape[2]))).reshape(n, pooled.shape[1], -1)
-        return self.visual.scene_rows(fmap), emb
+        return self.visual.scene_rows(fmap, [maps[b] for b in self.visual_blocks]), emb

@@ -145,14 +145,11 @@ ZERO_SHOT_METHOD = "conse-v1"
 
 
 def _check_block_stats(card: HeadCard) -> None:
-    from services.encoders.models.block_stats import BLOCK_STATS_METHOD
+    from services.encoders.models.block_stats import block_stats_error
 
-    bs = card.block_stats
-    blocks, channels = list(bs.get("blocks") or []), list(bs.get("channels") or [])
-    if not blocks or len(blocks) != len(channels) or blocks != sorted(set(blocks)):
-        raise HeadFormatError(f"block_stats needs ascending distinct blocks and one channel count each, got {bs}")
-    if bs.get("method") != BLOCK_STATS_METHOD:
-        raise HeadFormatError(f"block_stats method {bs.get('method')!r} is not implemented here ({BLOCK_STATS_METHOD!r})")
+    error = block_stats_error(card.block_stats)
+    if error:
+        raise HeadFormatError(error)
 
 
 def _check_zero_shot(card: HeadCard) -> None:

@@ -20,15 +20,20 @@ et al. 2016).
 Regional pooling is ``avg_pool2d`` of ``x**p`` (one op per window size), so the whole descriptor
 exports to ONNX with the backbone. Whitening: ``(l2(g) - mean) @ projection`` then L2, with
 ``projection`` the top-512 PCA directions of train-line catalogue descriptors divided by
-``sqrt(std)`` of each component (shrinkage 0.5); learned by ``services.encoders.training.visual``.
+``sqrt(std)`` of each component (shrinkage 0.5); learned by ``services.encoders.training.visual``
+(PCA) or ``training.visual_shopper`` (from synthetic shopper photos, optionally reading each
+window's middle-block statistics beside its GeM: ``block_stats`` below).
 
 On-disk format (``heads/visual-<version>/``)::
 
     visual.json           {"format": "homesearch-visual/1", "version": "...", "gem_p": 3.0,
                            "index_size": 224, "query_size": 448, "windows": [5, 7, 9],
                            "stride": 2, "dim": 512, "weights": "whitening.safetensors",
-                           "metrics": {...}}
-    whitening.safetensors {"mean": (1280,), "projection": (1280, 512)} float32
+                           "metrics": {...},
+                           "block_stats": {"blocks": [10, 14], "channels": [112, 192],
+                                           "method": "mean-std-v1"}}        # optional
+    whitening.safetensors {"mean": (D,), "projection": (D, 512)} float32, D = 1280 (+ 608 with
+                          block_stats, which also need "stats_mean", "stats_scale": (608,))
 
 A better projection (same format) is dropped in as a new ``visual-<version>`` directory and the
 ``visual-default`` link moved; its version is part of the served model version, so an index
@@ -37,6 +42,7 @@ written with another one asks to be re-indexed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from services.encoders.models.base import read_card
+from services.encoders.models.block_stats import block_stats_error, global_stats, stats_dim, window_stats
+from services.encoders.models.pooling import window_means
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, window_boxes
 
 VISUAL_FORMAT = "homesearch-visual/1"
@@ -74,20 +82,36 @@ class VisualCard:
     dim: int = VISUAL_DIM
     weights: str = "whitening.safetensors"
     metrics: dict[str, Any] = field(default_factory=dict)
+    # middle-block statistics beside the GeM (models.block_stats): {"blocks", "channels", "method"}; {} = none
+    block_stats: dict = field(default_factory=dict)
+
+    @property
+    def stat_blocks(self) -> tuple[int, ...]:
+        return tuple(int(b) for b in self.block_stats.get("blocks", ()))
+
+    @property
+    def stats_dim(self) -> int:
+        return stats_dim(self.block_stats.get("channels", ()))
 
     @classmethod
     def read(cls, directory: Path) -> VisualCard:
         raw = read_card(directory / CARD_NAME, VISUAL_FORMAT, VisualFormatError)
-        return cls(version=str(raw["version"]), gem_p=float(raw.get("gem_p", 3.0)),
+        card = cls(version=str(raw["version"]), gem_p=float(raw.get("gem_p", 3.0)),
                    index_size=int(raw.get("index_size", 224)), query_size=int(raw.get("query_size", 448)),
                    windows=tuple(int(w) for w in raw.get("windows", (5, 7, 9))), stride=int(raw.get("stride", 2)),
                    dim=int(raw.get("dim", VISUAL_DIM)), weights=str(raw.get("weights", "whitening.safetensors")),
-                   metrics=dict(raw.get("metrics", {})))
+                   metrics=dict(raw.get("metrics", {})), block_stats=dict(raw.get("block_stats") or {}))
+        if card.block_stats:
+            error = block_stats_error(card.block_stats)
+            if error:
+                raise VisualFormatError(f"{directory}: {error}")
+        return card
 
     def to_json(self) -> dict[str, Any]:
         return {"format": VISUAL_FORMAT, "version": self.version, "gem_p": self.gem_p,
                 "index_size": self.index_size, "query_size": self.query_size, "windows": list(self.windows),
-                "stride": self.stride, "dim": self.dim, "weights": self.weights, "metrics": self.metrics}
+                "stride": self.stride, "dim": self.dim, "weights": self.weights, "metrics": self.metrics,
+                **({"block_stats": self.block_stats} if self.block_stats else {})}
 
 
 def visual_version(directory: Path | None) -> str:
@@ -100,19 +124,6 @@ def visual_version(directory: Path | None) -> str:
 def gem(fmap: torch.Tensor, p: float = 3.0) -> torch.Tensor:
     """(n, C, h, w) -> (n, C): generalised mean over all cells."""
     return fmap.clamp(min=GEM_EPS).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
-
-
-def window_means(fmap: torch.Tensor, windows: tuple[int, ...], stride: int) -> torch.Tensor:
-    """(n, C, h, w) -> (n, R, C): the mean of every square window of each size, row-major per
-    size (``scene_windows.window_cells`` order), in ops ONNX exports."""
-    n, c = fmap.shape[:2]
-    parts = []
-    for s in windows:
-        if s > min(fmap.shape[2], fmap.shape[3]):
-            continue
-        pooled = F.avg_pool2d(fmap, kernel_size=s, stride=stride)
-        parts.append(pooled.reshape(n, c, -1).transpose(1, 2))
-    return torch.cat(parts, dim=1)
 
 
 def regional_gem(fmap: torch.Tensor, windows: tuple[int, ...], stride: int, p: float = 3.0) -> torch.Tensor:
@@ -135,34 +146,58 @@ def region_boxes(cells: int, windows: tuple[int, ...], stride: int) -> list[tupl
 
 
 class VisualHead(nn.Module):
-    """Pooled features -> whitened, L2-normalised ``visual`` rows (plain tensor ops: exports)."""
+    """Pooled features (+ block statistics) -> whitened, L2-normalised ``visual`` rows (plain tensor
+    ops: exports).
 
-    def __init__(self, card: VisualCard, mean: torch.Tensor, projection: torch.Tensor) -> None:
+    With ``block_stats`` on the card, each row reads ``[l2(gem), (stats - stats_mean) * stats_scale]``
+    (L2-normalised as a whole) instead of ``l2(gem)``: the statistics of two middle blocks carry the
+    colour and texture that tell a product from its same-shape siblings (docs/evaluation.md,
+    "Middle-block statistics for the visual descriptor")."""
+
+    def __init__(self, card: VisualCard, mean: torch.Tensor, projection: torch.Tensor,
+                 stats_mean: torch.Tensor | None = None, stats_scale: torch.Tensor | None = None) -> None:
         super().__init__()
-        if mean.shape != (FEATURE_DIM,) or projection.shape != (FEATURE_DIM, card.dim):
+        d = FEATURE_DIM + card.stats_dim
+        if mean.shape != (d,) or projection.shape != (d, card.dim):
             raise VisualFormatError(f"whitening shapes {tuple(mean.shape)}, {tuple(projection.shape)} "
-                                    f"are not ({FEATURE_DIM},), ({FEATURE_DIM}, {card.dim})")
+                                    f"are not ({d},), ({d}, {card.dim})")
+        if card.stats_dim and (stats_mean is None or stats_scale is None
+                               or stats_mean.shape != (card.stats_dim,) or stats_scale.shape != (card.stats_dim,)):
+            raise VisualFormatError(f"block_stats {card.block_stats} need stats_mean and stats_scale of "
+                                    f"({card.stats_dim},) in the weights")
         self.card = card
         self.register_buffer("mean", mean.float().contiguous())
         self.register_buffer("projection", projection.float().contiguous())
+        if card.stats_dim:
+            self.register_buffer("stats_mean", stats_mean.float().contiguous())  # type: ignore[union-attr]
+            self.register_buffer("stats_scale", stats_scale.float().contiguous())  # type: ignore[union-attr]
 
-    def whiten(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(..., C) pooled descriptors -> (..., dim) whitened unit rows."""
+    def whiten(self, pooled: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., C) pooled descriptors (+ (..., S) block statistics) -> (..., dim) whitened unit rows."""
         x = F.normalize(pooled.float(), dim=-1)
+        if self.card.stats_dim:
+            if stats is None:
+                raise ValueError(f"visual {self.card.version} reads block statistics {self.card.stat_blocks}")
+            x = F.normalize(torch.cat([x, (stats.float() - self.stats_mean) * self.stats_scale], dim=-1), dim=-1)
         return F.normalize((x - self.mean) @ self.projection, dim=-1)
 
-    def global_rows(self, fmap: torch.Tensor) -> torch.Tensor:
-        """(n, C, h, w) -> (n, dim): one row per photo (index side)."""
-        return self.whiten(gem(fmap.float(), self.card.gem_p))
+    def global_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """(n, C, h, w) (+ the card's block maps) -> (n, dim): one row per photo (index side)."""
+        return self.whiten(gem(fmap.float(), self.card.gem_p), global_stats(maps) if self.card.stats_dim else None)
 
-    def region_rows(self, fmap: torch.Tensor) -> torch.Tensor:
-        """(n, C, h, w) -> (n, R, dim): one row per window (query side)."""
-        return self.whiten(regional_gem(fmap.float(), self.card.windows, self.card.stride, self.card.gem_p))
+    def region_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """(n, C, h, w) (+ the card's block maps) -> (n, R, dim): one row per window (query side)."""
+        return self._windows(fmap, maps, self.card.windows, self.card.stride)
 
-    def scene_rows(self, fmap: torch.Tensor) -> torch.Tensor:
-        """(n, C, 20, 20) -> (n, 149, dim): the shop-the-look windows of a room photo
-        (``services.encoders.models.scene_windows``; the ranking service boxes row r from them)."""
-        return self.whiten(regional_gem(fmap.float(), SCENE_WINDOWS, SCENE_STRIDE, self.card.gem_p))
+    def scene_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """(n, C, 20, 20) (+ the card's block maps) -> (n, 149, dim): the shop-the-look windows of a
+        room photo (``services.encoders.models.scene_windows``; the ranking service boxes row r from them)."""
+        return self._windows(fmap, maps, SCENE_WINDOWS, SCENE_STRIDE)
+
+    def _windows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor], windows: tuple[int, ...],
+                 stride: int) -> torch.Tensor:
+        stats = window_stats(maps, fmap.shape[2], windows, stride) if self.card.stats_dim else None
+        return self.whiten(regional_gem(fmap.float(), windows, stride, self.card.gem_p), stats)
 
 
 def load_visual(directory: Path | None) -> VisualHead | None:
@@ -179,7 +214,7 @@ def load_visual(directory: Path | None) -> VisualHead | None:
         raise VisualFormatError(f"{directory}: cannot read {card.weights}: {e}") from None
     if "mean" not in state or "projection" not in state:
         raise VisualFormatError(f"{directory}: {card.weights} needs 'mean' and 'projection', has {sorted(state)}")
-    return VisualHead(card, state["mean"], state["projection"]).eval()
+    return VisualHead(card, state["mean"], state["projection"], state.get("stats_mean"), state.get("stats_scale")).eval()
 
 
 def foreground_box(pixels: torch.Tensor, white: int = FOREGROUND_WHITE,

@@ -31,9 +31,19 @@ synthetic photos): PCA whitening -> learned, all 0.515/0.755 -> 0.705/0.920, hel
 0.333/0.636 -> 0.606/0.879; a second fit on the type split: held-out types (50) 0.420/0.680 ->
 0.540/0.920. Scoring the best-cover region only (``--mode best``) lost to ``mil``.
 
-Output (the ``visual`` format, ``services.encoders.models.visual`` on h21's branch):
+Middle-block statistics (``--block-stats 10,14 --stats-weight 2``, stop 31): each region (and each
+catalogue view) also carries the channel means and standard deviations of Lite0 blocks 10 and 14
+over the same box (``models.block_stats``, the image head's blocks, so the served pass computes
+them once for both). The cache holds them raw; at fitting time they are z-scored on the split's
+train products and scaled so that, together, they weigh ``--stats-weight`` beside the unit GeM;
+the projection then reads 1,888 inputs. Measured on the real shopper photos (same synthetic photos
+and seed as a0d227b1; the weight was chosen on the photos of *train* products only, 167):
+held-out lines 0.606/0.879 -> 0.727/0.939 Hit@1/R@10 (the card has the exact numbers).
+
+Output (the ``visual`` format, ``services.encoders.models.visual``):
 ``<out>/visual-shop-<sha1[:8] of the weights file>/visual.json`` + ``whitening.safetensors``
-{mean: (1280,), projection: (1280, 512)} float32: rows = L2((L2(gem) - mean) @ projection).
+{mean: (1280,), projection: (1280, 512)} float32: rows = L2((L2(gem) - mean) @ projection); with
+block statistics also {stats_mean, stats_scale: (608,)}, mean (1888,), projection (1888, 512).
 """
 
 from __future__ import annotations
@@ -82,62 +92,98 @@ class TrainConfig:
     regions_per_step: int = 16  # mil: score a random subset of each photo's regions (+ its best-cover one); 0 = all
     negatives: int = 512  # gallery products per step: the batch's own, their siblings, random others
     augment: str = "base"  # shopper_synth.AUGMENTS: base (shipped a0d227b1) or strong
+    block_stats: tuple[int, ...] = ()  # Lite0 blocks whose window statistics join the GeM (models.block_stats)
+    stats_weight: float = 0.0  # the statistics' share: z-scored, times stats_weight / sqrt(their count)
 
 
 # -- features -----------------------------------------------------------------------------------
 class Backbone:
-    """Lite0's last feature map on ONNX Runtime (several times torch eager on CPU): pixels in [-1, 1]."""
+    """Lite0's last feature map (and the maps of ``blocks``) on ONNX Runtime (several times torch
+    eager on CPU): pixels in [-1, 1]."""
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, blocks: Sequence[int] = ()) -> None:
         import torch
 
         from services.encoders.engines.onnx_engine import make_session
+        from services.encoders.models.block_stats import forward_with_blocks
         from services.encoders.models.effnet_image import load_backbone
+
+        self.blocks = tuple(int(b) for b in blocks)
+        wanted = self.blocks
 
         class _Map(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.bb = load_backbone()
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.bb.extract_features(x)
+            def forward(self, x: torch.Tensor) -> Any:
+                if not wanted:
+                    return self.bb.extract_features(x)
+                fmap, maps = forward_with_blocks(self.bb, x, wanted)
+                return (fmap, *maps)
 
+        names = ["FMAP"] + [f"BLOCK_{b}" for b in self.blocks]
         path = Path(tempfile.mkdtemp(prefix="visual-shopper-")) / "lite0_fmap.onnx"
         torch.onnx.export(_Map().eval(), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["PIXELS"],
-                          output_names=["FMAP"], dynamic_axes={"PIXELS": {0: "b", 2: "h", 3: "w"},
-                                                               "FMAP": {0: "b", 2: "fh", 3: "fw"}},
+                          output_names=names, dynamic_axes={"PIXELS": {0: "b", 2: "h", 3: "w"},
+                                                            **{n: {0: "b", 2: f"{n}_h", 3: f"{n}_w"} for n in names}},
                           opset_version=17, dynamo=False)
         self.session = make_session(path, intra_threads=threads)
 
-    def __call__(self, pixels: Sequence[Any]) -> np.ndarray:
+    def __call__(self, pixels: Sequence[Any]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(last maps (n, 1280, h, w), [block maps]) of a batch of pixel tensors."""
         import torch
 
-        return self.session.run(["FMAP"], {"PIXELS": torch.stack(list(pixels)).numpy()})[0]
+        out = self.session.run(None, {"PIXELS": torch.stack(list(pixels)).numpy()})
+        return out[0], list(out[1:])
+
+
+def _with_stats(gem_rows: np.ndarray, stats: Any) -> np.ndarray:
+    """``[l2(gem), raw block statistics]`` (or ``l2(gem)`` alone): what the cache holds. The
+    statistics are scaled only at fitting time (``stats_normaliser``), from the train part."""
+    rows = l2n(gem_rows)
+    return rows if stats is None else np.concatenate([rows, stats.numpy().astype(np.float32)], axis=-1)
+
+
+def global_descriptors(bb: Backbone, pixels: Sequence[Any]) -> np.ndarray:
+    """(n, 1280 [+ S]) descriptors of whole photos (index side), as ``VisualHead.global_rows`` reads them."""
+    import torch
+
+    from services.encoders.models.block_stats import global_stats
+
+    fmap, maps = bb(pixels)
+    return _with_stats(gem(fmap), global_stats([torch.from_numpy(m) for m in maps]) if maps else None)
 
 
 def catalogue_descriptors(catalog: list[dict], base: Path, bb: Backbone, progress: bool = True,
                           batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(whole, foreground) L2-normalised GeM descriptors at 224 px, (n, 1280) float32 each."""
+    """(whole, foreground) descriptors at 224 px (``global_descriptors``), (n, 1280 [+ S]) float32 each."""
     from PIL import Image
     from tqdm import tqdm
 
     whole, fg = [], []
     for i in tqdm(range(0, len(catalog), batch), desc="catalogue", disable=not progress, unit="batch"):
         ims = [Image.open(base / p["image"]).convert("RGB") for p in catalog[i : i + batch]]
-        whole.append(gem(bb([pad_square(im, 224) for im in ims])))
-        fg.append(gem(bb([pad_square(fg_crop(im), 224) for im in ims])))
-    return l2n(np.concatenate(whole)), l2n(np.concatenate(fg))
+        whole.append(global_descriptors(bb, [pad_square(im, 224) for im in ims]))
+        fg.append(global_descriptors(bb, [pad_square(fg_crop(im), 224) for im in ims]))
+    return np.concatenate(whole), np.concatenate(fg)
 
 
 def photo_regions(images: Sequence[Any], bb: Backbone, size: int = 448, batch: int = 16,
                   sizes: tuple[int, ...] = WINDOWS, stride: int = STRIDE) -> np.ndarray:
-    """(n, R, 1280) L2-normalised regional GeM of photos (PIL images), padded square at ``size``."""
+    """(n, R, 1280 [+ S]) regional descriptors of photos (PIL images), padded square at ``size``:
+    L2-normalised regional GeM [+ each window's block statistics, ``VisualHead.region_rows``]."""
+    import torch
+
+    from services.encoders.models.block_stats import window_stats
+
     grid = size // 32
     wins = windows(grid, sizes, stride)
     out = []
     for i in range(0, len(images), batch):
-        maps = bb([pad_square(im, size) for im in images[i : i + batch]])
-        out.extend(l2n(regional_gem(m, wins)) for m in maps)
+        fmaps, maps = bb([pad_square(im, size) for im in images[i : i + batch]])
+        stats = window_stats([torch.from_numpy(m) for m in maps], grid, sizes, stride) if maps else None
+        out.extend(_with_stats(regional_gem(m, wins), None if stats is None else stats[j]) for j, m in enumerate(fmaps))
     return np.stack(out).astype(np.float32)
 
 
@@ -183,6 +229,30 @@ def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backb
 
 
 # -- fitting ------------------------------------------------------------------------------------
+def stats_normaliser(rows: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(stats_mean, stats_scale) of the block-statistics columns of ``rows`` (train catalogue
+    descriptors): each column z-scored, times ``weight / sqrt(columns)``, so the statistics weigh
+    about ``weight`` beside the unit GeM whatever their count."""
+    st = rows[:, FEATURE_DIM:].astype(np.float64)
+    scale = weight / (st.std(0) + 1e-6) / np.sqrt(st.shape[1])
+    return st.mean(0).astype(np.float32), scale.astype(np.float32)
+
+
+def normalise(x: np.ndarray, stats_mean: np.ndarray | None, stats_scale: np.ndarray | None,
+              chunk: int = 256) -> np.ndarray:
+    """Cached descriptors -> what the projection reads (``VisualHead.whiten`` before ``mean``):
+    ``l2([gem, (stats - stats_mean) * stats_scale])``; the GeM alone, L2-normalised, without
+    statistics. Keeps the dtype (the synthetic regions stay float16); chunked along the first axis."""
+    if stats_mean is None or stats_scale is None:
+        return x
+    out = np.empty(x.shape, x.dtype)
+    for i in range(0, len(x), chunk):
+        v = x[i : i + chunk].astype(np.float32)
+        v[..., FEATURE_DIM:] = (v[..., FEATURE_DIM:] - stats_mean) * stats_scale
+        out[i : i + chunk] = l2n(v)
+    return out
+
+
 def pca_whitening(x: np.ndarray, dim: int = 512, shrinkage: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """mean (C,), projection (C, dim): top-``dim`` principal directions divided by std**shrinkage."""
     mu = x.mean(0)
@@ -317,11 +387,16 @@ def metrics(rk: np.ndarray) -> dict[str, Any]:
 
 
 # -- export -------------------------------------------------------------------------------------
-def export(out: Path, mean: np.ndarray, proj: np.ndarray, card: dict[str, Any], name: str = "shop") -> Path:
-    """Writes ``visual-<name>-<sha1[:8] of whitening.safetensors>/`` and returns it."""
+def export(out: Path, mean: np.ndarray, proj: np.ndarray, card: dict[str, Any], name: str = "shop",
+           stats: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Writes ``visual-<name>-<sha1[:8] of whitening.safetensors>/`` and returns it; ``stats`` =
+    (stats_mean, stats_scale) of a projection that reads block statistics (``card`` then names them)."""
     from safetensors.numpy import save
 
-    blob = save({"mean": np.ascontiguousarray(mean, np.float32), "projection": np.ascontiguousarray(proj, np.float32)})
+    tensors = {"mean": np.ascontiguousarray(mean, np.float32), "projection": np.ascontiguousarray(proj, np.float32)}
+    if stats is not None:
+        tensors.update(stats_mean=np.ascontiguousarray(stats[0], np.float32), stats_scale=np.ascontiguousarray(stats[1], np.float32))
+    blob = save(tensors)
     version = f"visual-{name}-{hashlib.sha1(blob).hexdigest()[:8]}"
     d = Path(out) / version
     d.mkdir(parents=True, exist_ok=True)
@@ -349,9 +424,13 @@ def fit_split(spl: Any, catalog: list[dict], feats: dict[str, np.ndarray], whole
     for i, ln in enumerate(lines):
         by_line.setdefault(ln, []).append(i)
     siblings = [np.array([j for j in by_line[ln] if j != i], dtype=np.int64) for i, ln in enumerate(lines)]
+    sm = ss = None
+    if whole.shape[1] > FEATURE_DIM:  # block statistics: scaled from this split's train products only
+        sm, ss = stats_normaliser(np.concatenate([fg[gal], whole[gal]]), cfg.stats_weight)
+        whole, fg, preg = normalise(whole, sm, ss), normalise(fg, sm, ss), normalise(preg, sm, ss)
     mean0, proj0 = pca_whitening(np.concatenate([fg[gal], whole[gal]]), cfg.dim, cfg.shrinkage)
-    mean, proj, losses = train_projection(feats["syn_regs"][use], feats["syn_pos"][use], labels, whole[gal], fg[gal],
-                                          mean0, proj0, cfg, siblings, progress)
+    mean, proj, losses = train_projection(normalise(feats["syn_regs"][use], sm, ss), feats["syn_pos"][use], labels,
+                                          whole[gal], fg[gal], mean0, proj0, cfg, siblings, progress)
     report: dict[str, Any] = {}
     rel = [{index[p] for p in r["relevant"]} for r in photos]
     held = np.array([all(spl.product_part[p] != "train" for p in r["relevant"]) for r in photos], dtype=bool)
@@ -361,9 +440,9 @@ def fit_split(spl: Any, catalog: list[dict], feats: dict[str, np.ndarray], whole
             report[name] = {"all": metrics(rk), "heldout": metrics(rk[held]), "train": metrics(rk[~held])}
         if "held_regs" in feats:
             report.setdefault(name, {})["synth_heldout"] = synth_heldout_metrics(
-                feats["held_regs"], feats["held_ids"], spl, index, whole, fg, m, p)
+                normalise(feats["held_regs"], sm, ss), feats["held_ids"], spl, index, whole, fg, m, p)
     return {"mean": mean, "proj": proj, "losses": losses, "labels": labels, "report": report,
-            "train_products": int(train.sum())}
+            "train_products": int(train.sum()), "stats": None if sm is None else (sm, ss)}
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -393,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--augment", choices=sorted(AUGMENTS), default=d.augment,
                     help="synthetic photo augmentation (shopper_synth.AUGMENTS)")
     ap.add_argument("--negatives", type=int, default=d.negatives, help="gallery products scored per step")
+    ap.add_argument("--block-stats", default="", metavar="I,J",
+                    help="Lite0 blocks whose channel means and standard deviations, per window, join the GeM "
+                         "(e.g. 10,14, the image head's; default none)")
+    ap.add_argument("--stats-weight", type=float, default=2.0,
+                    help="weight of the block statistics beside the unit GeM, with --block-stats (default %(default)s)")
     ap.add_argument("--both-splits", action="store_true",
                     help="also fit the other split (line <-> type) and put its held-out numbers in the card (not shipped)")
     ap.add_argument("--synth-heldout", type=int, default=2, metavar="N",
@@ -413,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(split=args.split, split_seed=args.split_seed, scene_seed=args.scene_seed,
                       per_product=args.per_product, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, tau=args.tau, mode=args.mode, sibling_weight=args.sibling_weight,
-                      anchor_weight=args.anchor_weight, negatives=args.negatives, regions_per_step=args.regions_per_step, augment=args.augment)
+                      anchor_weight=args.anchor_weight, negatives=args.negatives, regions_per_step=args.regions_per_step,
+                      augment=args.augment, block_stats=tuple(int(b) for b in args.block_stats.split(",") if b.strip()),
+                      stats_weight=args.stats_weight if args.block_stats else 0.0)
     progress, t0 = not args.quiet, time.time()
     catalog = load_jsonl(args.catalog)
     if args.max_products:
@@ -438,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         recipe.append(asdict(AUGMENTS[cfg.augment]))
     if args.synth_heldout > 0:
         recipe.append(["synth-heldout", args.synth_heldout, SYNTH_EVAL_SEED])
+    if cfg.block_stats:  # the cache holds raw statistics: the weight is applied at fitting time
+        from services.encoders.models.block_stats import BLOCK_STATS_METHOD
+
+        recipe.append(["block-stats", list(cfg.block_stats), BLOCK_STATS_METHOD])
     key = json.dumps([ids, recipe, [r["id"] for r in photos]])
     key = hashlib.sha1(key.encode()).hexdigest()
     feats: dict[str, np.ndarray] = {}
@@ -446,13 +536,13 @@ def main(argv: list[str] | None = None) -> int:
         if str(z["key"]) == key:
             feats = {k: z[k] for k in z.files}
     if not feats:
-        bb = Backbone(args.threads)
+        bb = Backbone(args.threads, cfg.block_stats)
         whole, fg = catalogue_descriptors(catalog, base, bb, progress)
         scenes = [Image.open(base / s["image"]).convert("RGB") for s in train_scenes]
         syn = synth_regions(synth_products, base, scenes, bb, cfg.per_product, cfg.seed, progress,
                             aug=AUGMENTS[cfg.augment])
         photo_base = args.photos.parent if args.photos else base
-        preg = photo_regions([Image.open(photo_base / r["image"]) for r in photos], bb) if photos else np.zeros((0, 50, FEATURE_DIM), np.float32)
+        preg = photo_regions([Image.open(photo_base / r["image"]) for r in photos], bb) if photos else np.zeros((0, 50, whole.shape[1]), np.float32)
         feats = {"key": np.array(key), "whole": whole, "fg": fg, "syn_regs": syn["regs"], "syn_pos": syn["pos"],
                  "syn_ids": syn["ids"], "photo_regs": preg.astype(np.float16)}
         if args.synth_heldout > 0:
@@ -487,12 +577,19 @@ def main(argv: list[str] | None = None) -> int:
                                                       "non-training scenes; never fitted on"}}
                            if "held_regs" in feats else {})},
             "training": {"recipe": "synthetic shopper photos of train-part products on train-part scenes, InfoNCE "
-                                   "over train products (max over 50 query regions x (whole, fg)), init PCA whitening",
+                                   "over train products (max over 50 query regions x (whole, fg)), init PCA whitening"
+                                   + (f"; GeM + window statistics of blocks {list(cfg.block_stats)}, weight "
+                                      f"{cfg.stats_weight}, z-scored on train products" if cfg.block_stats else ""),
                          "config": asdict(cfg), "train_products": int(train.sum()), "synthetic_photos": int(len(labels)),
                          "train_scenes": [s["id"] for s in train_scenes], "losses": losses,
                          "seconds": {"features": round(t_feat), "fit": round(t_fit)},
                          "note": "the real shopper photos may be built on the same scenes (train-part ones included)"}}
-    d = export(args.out, mean, proj, card)
+    if cfg.block_stats:
+        from services.encoders.models.block_stats import block_channels, block_stats_card
+        from services.encoders.models.effnet_image import load_backbone
+
+        card["block_stats"] = block_stats_card(cfg.block_stats, block_channels(load_backbone(), cfg.block_stats))
+    d = export(args.out, mean, proj, card, stats=fits[cfg.split]["stats"])
     print(d)
     return 0
 
