@@ -50,7 +50,15 @@ def test_visual_head_scene_rows_use_the_same_windows():
     head = load_visual(DEFAULT_VISUAL_DIR)
     if head is None:
         pytest.skip("no visual head installed")
-    out = head.scene_rows(torch.rand((2, 1280, SCENE_CELLS, SCENE_CELLS)))
+    fmap = torch.rand((2, 1280, SCENE_CELLS, SCENE_CELLS))
+    # the shipped rows also read middle-block statistics: the block maps of the same pass (block 10 at
+    # stride 16 has twice the cells of the last map, block 14 as many)
+    channels, k = head.card.block_stats.get("channels", []), {10: 2, 14: 1}
+    maps = [torch.randn((2, c, SCENE_CELLS * k[b], SCENE_CELLS * k[b])) for b, c in zip(head.card.stat_blocks, channels)]
+    if maps:
+        with pytest.raises(ValueError, match="block statistics"):
+            head.scene_rows(fmap)
+    out = head.scene_rows(fmap, maps)
     assert out.shape == (2, scene_region_count(), head.card.dim)
     assert torch.allclose(out.norm(dim=-1), torch.ones(2, scene_region_count()), atol=1e-4)
 

@@ -177,13 +177,14 @@ class VisualHead(nn.Module):
         x = F.normalize(pooled.float(), dim=-1)
         if self.card.stats_dim:
             if stats is None:
-                raise ValueError(f"visual {self.card.version} reads block statistics {self.card.stat_blocks}")
+                raise ValueError(f"visual {self.card.version} reads block statistics of blocks {self.card.stat_blocks}: "
+                                 "pass their maps")
             x = F.normalize(torch.cat([x, (stats.float() - self.stats_mean) * self.stats_scale], dim=-1), dim=-1)
         return F.normalize((x - self.mean) @ self.projection, dim=-1)
 
     def global_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """(n, C, h, w) (+ the card's block maps) -> (n, dim): one row per photo (index side)."""
-        return self.whiten(gem(fmap.float(), self.card.gem_p), global_stats(maps) if self.card.stats_dim else None)
+        return self.whiten(gem(fmap.float(), self.card.gem_p), global_stats(maps) if self.card.stats_dim and maps else None)
 
     def region_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """(n, C, h, w) (+ the card's block maps) -> (n, R, dim): one row per window (query side)."""
@@ -196,7 +197,7 @@ class VisualHead(nn.Module):
 
     def _windows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor], windows: tuple[int, ...],
                  stride: int) -> torch.Tensor:
-        stats = window_stats(maps, fmap.shape[2], windows, stride) if self.card.stats_dim else None
+        stats = window_stats(maps, fmap.shape[2], windows, stride) if self.card.stats_dim and maps else None
         return self.whiten(regional_gem(fmap.float(), windows, stride, self.card.gem_p), stats)
 
 
