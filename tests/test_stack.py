@@ -168,7 +168,7 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
             chairs = c.search(image=DEMO / "queries" / "chair.jpg", top_k=5)
             assert chairs.hits and set(chairs.product_ids) <= demo_ids
             # issue #12: "the demo's chair photo returns chairs first". Its chair is not in the demo
-            # catalogue (best visual ~0.36), so the type decides (fusion.unmatched_visual_below).
+            # catalogue (best visual ~0.41, another chair), so the type decides (fusion.unmatched_visual_below).
             assert set(chairs.product_ids[:3]) <= chair_ids, chairs.product_ids
 
             # Every service's /metrics moves during one real (uncached) search.
