@@ -259,3 +259,10 @@ def test_visual_cards_with_bad_block_stats_are_refused(tmp_path):
     d = vs.export(tmp_path / "c", mean[:1280], proj[:1280], {"block_stats": good}, stats=stats)  # GeM-sized weights
     with pytest.raises(VisualFormatError, match="whitening shapes"):
         load_visual(d)
+
+
+def test_block_stats_option_takes_lite0_blocks_only(capsys):
+    assert vs.build_parser().parse_args(["--catalog", "c.jsonl", "--block-stats", "14,10"]).block_stats == (10, 14)
+    with pytest.raises(SystemExit):
+        vs.build_parser().parse_args(["--catalog", "c.jsonl", "--block-stats", "16"])
+    assert "blocks 0..15" in capsys.readouterr().err

@@ -44,7 +44,8 @@ def head_version_string(head, backbone: str) -> str:
     return f"head-{backbone}-v1-{digest.hexdigest()[:8]}"
 
 
-def _blocks(text: str) -> tuple[int, ...]:
+def block_list(text: str) -> tuple[int, ...]:
+    """``--block-stats`` of the training commands: "10,14" -> (10, 14), Lite0 blocks only."""
     try:
         blocks = tuple(sorted({int(b) for b in text.split(",") if b.strip()}))
     except ValueError:
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--heldout-fraction", type=float, default=0.2)
     ap.add_argument("--colour-hist", type=int, default=0, metavar="BINS", help="concatenate a BINS^3 colour histogram (0 = off)")
-    ap.add_argument("--block-stats", type=_blocks, default=(), metavar="I,J",
+    ap.add_argument("--block-stats", type=block_list, default=(), metavar="I,J",
                     help="also feed the channel means and standard deviations of these backbone blocks "
                          "(services.encoders.models.block_stats; the shipped head: 10,14; default none)")
     ap.add_argument("--init-head", type=Path, metavar="DIR",

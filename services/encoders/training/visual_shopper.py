@@ -61,6 +61,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.encoders.training.cli import block_list
 from services.encoders.training.shopper_synth import AUGMENTS, PHOTO_SIZE, Augment, scene_part, shopper_photo
 from services.encoders.training.visual_regions import (GEM_P, GRID, STRIDE, WINDOWS, best_cover, fg_crop, gem, l2n,
                                                        pad_square, regional_gem, windows)
@@ -241,8 +242,9 @@ def stats_normaliser(rows: np.ndarray, weight: float) -> tuple[np.ndarray, np.nd
 def normalise(x: np.ndarray, stats_mean: np.ndarray | None, stats_scale: np.ndarray | None,
               chunk: int = 256) -> np.ndarray:
     """Cached descriptors -> what the projection reads (``VisualHead.whiten`` before ``mean``):
-    ``l2([gem, (stats - stats_mean) * stats_scale])``; the GeM alone, L2-normalised, without
-    statistics. Keeps the dtype (the synthetic regions stay float16); chunked along the first axis."""
+    ``l2([gem, (stats - stats_mean) * stats_scale])``. Without statistics the cached rows (already
+    ``l2(gem)``) are returned as they are. Keeps the dtype (the synthetic regions stay float16);
+    chunked along the first axis."""
     if stats_mean is None or stats_scale is None:
         return x
     out = np.empty(x.shape, x.dtype)
@@ -472,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--augment", choices=sorted(AUGMENTS), default=d.augment,
                     help="synthetic photo augmentation (shopper_synth.AUGMENTS)")
     ap.add_argument("--negatives", type=int, default=d.negatives, help="gallery products scored per step")
-    ap.add_argument("--block-stats", default="", metavar="I,J",
+    ap.add_argument("--block-stats", type=block_list, default=(), metavar="I,J",
                     help="Lite0 blocks whose channel means and standard deviations, per window, join the GeM "
                          "(e.g. 10,14, the image head's; default none)")
     ap.add_argument("--stats-weight", type=float, default=2.0,
@@ -498,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                       per_product=args.per_product, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, tau=args.tau, mode=args.mode, sibling_weight=args.sibling_weight,
                       anchor_weight=args.anchor_weight, negatives=args.negatives, regions_per_step=args.regions_per_step,
-                      augment=args.augment, block_stats=tuple(int(b) for b in args.block_stats.split(",") if b.strip()),
+                      augment=args.augment, block_stats=args.block_stats,
                       stats_weight=args.stats_weight if args.block_stats else 0.0)
     progress, t0 = not args.quiet, time.time()
     catalog = load_jsonl(args.catalog)
