@@ -44,6 +44,8 @@ class FusionDefaults(BaseModel):
     # photos (product in line-split train/dev and type-split train, 141 photos; image 0.8 / text 0.2
     # kept): 0.6 -> Hit@1 0.241, 2 -> 0.617, 4 -> 0.681, 8 -> 0.723 (R@10 0.915, the plateau starts;
     # 10 / 20: 0.723 / 0.730). Demo chair photo, full catalogue: chairs first at every weight tried.
+    # Re-checked for visual-shop-f5dc742b (stop 31, AUTO replay, tune): 4 -> 0.738, 6 -> 0.759,
+    # 8 -> 0.766 (R@10 0.922), 10 / 16 -> 0.766: still the start of the plateau.
     # Image+text (composed) keeps its a-priori 0.45 (docs/evaluation.md).
     image_query_visual_weight: float = 8.0
     mixed_query_visual_weight: float = 0.45
