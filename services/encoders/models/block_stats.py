@@ -93,6 +93,22 @@ def block_stats_error(bs: dict) -> str | None:
     return None
 
 
+def card_blocks(bs: dict) -> tuple[int, ...]:
+    """The blocks a card's ``block_stats`` field names (() without statistics)."""
+    return tuple(int(b) for b in bs.get("blocks", ()))
+
+
+def card_stats_dim(bs: dict) -> int:
+    """Input dimensions a card's ``block_stats`` field adds (0 without statistics)."""
+    return stats_dim(bs.get("channels", ()))
+
+
+def check_backbone(backbone: torch.nn.Module, bs: dict, owner: str) -> None:
+    """Refuses a card (``owner`` names it) whose block channels are not this backbone's."""
+    if bs and block_channels(backbone, card_blocks(bs)) != list(bs["channels"]):
+        raise ValueError(f"{owner}: block_stats {bs} do not match the backbone")
+
+
 def block_stats_card(blocks: Sequence[int], channels: Sequence[int]) -> dict:
     """The ``block_stats`` field of a head or visual card (``image_head.HeadCard``, ``visual.VisualCard``)."""
     return {"blocks": [int(b) for b in blocks], "channels": [int(c) for c in channels], "method": BLOCK_STATS_METHOD}

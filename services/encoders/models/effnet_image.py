@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from services.encoders.models.base import PixelSpec, l2_normalize
-from services.encoders.models.block_stats import block_channels, forward_with_blocks, pooled_with_stats, window_stats
+from services.encoders.models.block_stats import check_backbone, forward_with_blocks, pooled_with_stats, window_stats
 from services.encoders.models.colour import colour_histogram
 from services.encoders.models.image_head import ProjectionHead, load_head
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, scene_colour_histograms
@@ -72,11 +72,10 @@ class EffNetImageEncoder:
         self.visual_version = self.visual.card.version if self.visual is not None else ""
         self.colour_hist_bins = self.head.card.colour_hist_bins
         self.stat_blocks = self.head.card.stat_blocks
-        if self.stat_blocks and block_channels(self.backbone, self.stat_blocks) != list(self.head.card.block_stats["channels"]):
-            raise ValueError(f"head {self.head_version}: block_stats {self.head.card.block_stats} do not match the backbone")
+        check_backbone(self.backbone, self.head.card.block_stats, f"head {self.head_version}")
         self.visual_blocks = self.visual.card.stat_blocks if self.visual is not None else ()
-        if self.visual_blocks and block_channels(self.backbone, self.visual_blocks) != list(self.visual.card.block_stats["channels"]):  # type: ignore[union-attr]
-            raise ValueError(f"visual {self.visual_version}: block_stats {self.visual.card.block_stats} do not match the backbone")  # type: ignore[union-attr]
+        if self.visual is not None:
+            check_backbone(self.backbone, self.visual.card.block_stats, f"visual {self.visual_version}")
         self.pass_blocks = tuple(sorted(set(self.stat_blocks) | set(self.visual_blocks)))  # read in one pass
         px = self.head.card.pixels
         self.pixel_spec = (
@@ -213,11 +212,13 @@ class EffNetImageEncoder:
             raise RuntimeError("this image tower has no visual head")
         fmap, maps = self._maps(pixels)
         pooled = window_means(fmap, SCENE_WINDOWS, SCENE_STRIDE)  # each window = its crop's global pool
+        stats = None
         if self.stat_blocks:
-            head_maps = [maps[b] for b in self.stat_blocks]
-            pooled = torch.cat([pooled, window_stats(head_maps, fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)], dim=2)
+            stats = window_stats([maps[b] for b in self.stat_blocks], fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)
+            pooled = torch.cat([pooled, stats], dim=2)
         n = fmap.shape[0]
         if "WINDOW_COLOUR_HIST" in extras:
             pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)
         emb = l2_normalize(self.head(pooled.reshape(-1, pooled.shape[2]))).reshape(n, pooled.shape[1], -1)
-        return self.visual.scene_rows(fmap, [maps[b] for b in self.visual_blocks]), emb
+        shared = stats if self.visual_blocks == self.stat_blocks else None  # the same windows' statistics: once
+        return self.visual.scene_rows(fmap, [maps[b] for b in self.visual_blocks], stats=shared), emb

@@ -88,15 +88,17 @@ class HeadCard:
 
     @property
     def stat_blocks(self) -> tuple[int, ...]:
-        return tuple(int(b) for b in self.block_stats.get("blocks", ()))
+        from services.encoders.models.block_stats import card_blocks
+
+        return card_blocks(self.block_stats)
 
     @property
     def extra_dim(self) -> int:
         """Input dimensions beyond the backbone features: block statistics, then the colour histogram."""
-        from services.encoders.models.block_stats import stats_dim
+        from services.encoders.models.block_stats import card_stats_dim
         from services.encoders.models.colour import histogram_dim
 
-        return stats_dim(self.block_stats.get("channels", ())) + histogram_dim(self.colour_hist_bins)
+        return card_stats_dim(self.block_stats) + histogram_dim(self.colour_hist_bins)
 
     @classmethod
     def read(cls, directory: Path) -> HeadCard:

@@ -52,7 +52,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from services.encoders.models.base import read_card
-from services.encoders.models.block_stats import block_stats_error, global_stats, stats_dim, window_stats
+from services.encoders.models.block_stats import (block_stats_error, card_blocks, card_stats_dim, global_stats,
+                                                   window_stats)
 from services.encoders.models.pooling import window_means
 from services.encoders.models.scene_windows import SCENE_STRIDE, SCENE_WINDOWS, window_boxes
 
@@ -87,11 +88,11 @@ class VisualCard:
 
     @property
     def stat_blocks(self) -> tuple[int, ...]:
-        return tuple(int(b) for b in self.block_stats.get("blocks", ()))
+        return card_blocks(self.block_stats)
 
     @property
     def stats_dim(self) -> int:
-        return stats_dim(self.block_stats.get("channels", ()))
+        return card_stats_dim(self.block_stats)
 
     @classmethod
     def read(cls, directory: Path) -> VisualCard:
@@ -190,14 +191,18 @@ class VisualHead(nn.Module):
         """(n, C, h, w) (+ the card's block maps) -> (n, R, dim): one row per window (query side)."""
         return self._windows(fmap, maps, self.card.windows, self.card.stride)
 
-    def scene_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    def scene_rows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor] = (),
+                   stats: torch.Tensor | None = None) -> torch.Tensor:
         """(n, C, 20, 20) (+ the card's block maps) -> (n, 149, dim): the shop-the-look windows of a
-        room photo (``services.encoders.models.scene_windows``; the ranking service boxes row r from them)."""
-        return self._windows(fmap, maps, SCENE_WINDOWS, SCENE_STRIDE)
+        room photo (``services.encoders.models.scene_windows``; the ranking service boxes row r from them).
+        ``stats``: those windows' statistics of the card's blocks when the caller has them already
+        (the image head reads the same ones), instead of ``maps``."""
+        return self._windows(fmap, maps, SCENE_WINDOWS, SCENE_STRIDE, stats)
 
     def _windows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor], windows: tuple[int, ...],
-                 stride: int) -> torch.Tensor:
-        stats = window_stats(maps, fmap.shape[2], windows, stride) if self.card.stats_dim and maps else None
+                 stride: int, stats: torch.Tensor | None = None) -> torch.Tensor:
+        if stats is None and self.card.stats_dim and maps:
+            stats = window_stats(maps, fmap.shape[2], windows, stride)
         return self.whiten(regional_gem(fmap.float(), windows, stride, self.card.gem_p), stats)
 
 
