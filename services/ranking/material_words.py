@@ -79,12 +79,20 @@ def material_phrases(text: str) -> list[str]:
 
 def labels_of_text(text: str) -> list[str]:
     """Labels the text names, de-duplicated, in order of appearance."""
+    return list(_labels_in(text))
+
+
+@lru_cache(maxsize=16384)
+def _labels_in(text: str) -> tuple[str, ...]:
+    """``labels_of_text``, cached: the material boost reads the stated fields of every hit of every
+    material query (~0.9 ms a query of 200 hits uncached, most of it the phrase pattern), and
+    catalog texts repeat."""
     out: list[str] = []
     for phrase in material_phrases(text):
         label = MATERIAL_WORDS[phrase]
         if label and label not in out:
             out.append(label)
-    return out
+    return tuple(out)
 
 
 def stated_labels(p: Mapping) -> list[str]:
@@ -94,7 +102,7 @@ def stated_labels(p: Mapping) -> list[str]:
     attrs = p.get("attributes") or {}
     out: list[str] = []
     for text in (attrs.get("color") or "", attrs.get("material") or "", p.get("title") or ""):
-        out += [label for label in labels_of_text(str(text)) if label not in out]
+        out += [label for label in _labels_in(str(text)) if label not in out]
     return out
 
 

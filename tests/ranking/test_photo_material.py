@@ -24,6 +24,16 @@ def test_catalog_material_words(text, labels):
     assert labels_of_text(text) == labels
 
 
+def test_cached_labels_are_handed_out_as_copies():
+    # labels_of_text is cached per text: a caller that edits its list must not change the next answer
+    first = labels_of_text("clear glass, cork")
+    first.append("metal")
+    assert labels_of_text("clear glass, cork") == ["glass", "wood"]
+    p = {"title": "X Table", "attributes": {"color": "oak veneer", "material": "steel"}}
+    stated_labels(p).clear()
+    assert stated_labels(p) == ["wood", "metal"]
+
+
 def test_training_label_prefers_the_color_attribute():
     p = {"title": "X Chair", "description": "Seat in polyester fabric.", "attributes": {"color": "beech"}}
     assert label_of_product(p) == "wood"
