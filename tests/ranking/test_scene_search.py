@@ -51,10 +51,15 @@ def test_visual_head_scene_rows_use_the_same_windows():
     if head is None:
         pytest.skip("no visual head installed")
     fmap = torch.rand((2, 1280, SCENE_CELLS, SCENE_CELLS))
-    # the shipped rows also read middle-block statistics: the block maps of the same pass (block 10 at
-    # stride 16 has twice the cells of the last map, block 14 as many)
-    channels, k = head.card.block_stats.get("channels", []), {10: 2, 14: 1}
-    maps = [torch.randn((2, c, SCENE_CELLS * k[b], SCENE_CELLS * k[b])) for b, c in zip(head.card.stat_blocks, channels)]
+    # the shipped rows also read middle-block statistics: the block maps of the same pass, as many
+    # times finer than the last map (stride 32) as Lite0's stages make them (blocks 5-10 at stride 16:
+    # twice the cells; 11-15 as many; 3-4 at stride 8; 1-2 at stride 4)
+    def finer(b: int) -> int:
+        return 1 if b >= 11 else 2 if b >= 5 else 4 if b >= 3 else 8
+
+    channels = head.card.block_stats.get("channels", [])
+    maps = [torch.randn((2, c, SCENE_CELLS * finer(b), SCENE_CELLS * finer(b)))
+            for b, c in zip(head.card.stat_blocks, channels)]
     if maps:
         with pytest.raises(ValueError, match="block statistics"):
             head.scene_rows(fmap)
