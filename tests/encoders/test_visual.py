@@ -72,6 +72,21 @@ def tower():
     return spec, spec.build_image()
 
 
+def test_scene_pass_shares_block_statistics_without_changing_the_rows(tower):
+    """The room pass computes each block's window statistics once for the image head and the visual
+    rows (the shipped cards read blocks 10, 14 and 6, 10, 14): its rows equal the visual head's own
+    scene rows from the same maps, exactly."""
+    _, enc = tower
+    assert set(enc.stat_blocks) & set(enc.visual_blocks)  # the shipped cards share blocks
+    torch.manual_seed(0)
+    px = torch.randn(1, 3, 640, 640)
+    with torch.no_grad():
+        rows, _ = enc.visual_scene_forward(px, **enc.scene_extra_inputs(px))
+        fmap, maps = enc._maps(px)
+        own = enc.visual.scene_rows(fmap, [maps[b] for b in enc.visual_blocks])
+    assert torch.equal(rows, own)
+
+
 def test_descriptor_shapes_and_a_shopper_style_crop_finds_its_photo(tower, photos):
     """Index rows (n, 2, 512) and query regions (50, 512) are unit rows; a tilted, re-lit,
     recompressed crop of a catalogue photo pasted on a grey room finds that photo first."""

@@ -212,13 +212,13 @@ class EffNetImageEncoder:
             raise RuntimeError("this image tower has no visual head")
         fmap, maps = self._maps(pixels)
         pooled = window_means(fmap, SCENE_WINDOWS, SCENE_STRIDE)  # each window = its crop's global pool
-        stats = None
+        # each block's window statistics once: the head and the visual rows share the blocks they both read
+        per_block = {b: window_stats([maps[b]], fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE) for b in self.pass_blocks}
         if self.stat_blocks:
-            stats = window_stats([maps[b] for b in self.stat_blocks], fmap.shape[2], SCENE_WINDOWS, SCENE_STRIDE)
-            pooled = torch.cat([pooled, stats], dim=2)
+            pooled = torch.cat([pooled, *(per_block[b] for b in self.stat_blocks)], dim=2)
         n = fmap.shape[0]
         if "WINDOW_COLOUR_HIST" in extras:
             pooled = torch.cat([pooled, extras["WINDOW_COLOUR_HIST"].to(pooled.device, pooled.dtype)], dim=2)
         emb = l2_normalize(self.head(pooled.reshape(-1, pooled.shape[2]))).reshape(n, pooled.shape[1], -1)
-        shared = stats if self.visual_blocks == self.stat_blocks else None  # the same windows' statistics: once
-        return self.visual.scene_rows(fmap, [maps[b] for b in self.visual_blocks], stats=shared), emb
+        stats = torch.cat([per_block[b] for b in self.visual_blocks], dim=2) if self.visual_blocks else None
+        return self.visual.scene_rows(fmap, [maps[b] for b in self.visual_blocks], stats=stats), emb

@@ -196,7 +196,7 @@ class VisualHead(nn.Module):
         """(n, C, 20, 20) (+ the card's block maps) -> (n, 149, dim): the shop-the-look windows of a
         room photo (``services.encoders.models.scene_windows``; the ranking service boxes row r from them).
         ``stats``: those windows' statistics of the card's blocks when the caller has them already
-        (the image head reads the same ones), instead of ``maps``."""
+        (the image tower computes each block's once for the head and these rows), instead of ``maps``."""
         return self._windows(fmap, maps, SCENE_WINDOWS, SCENE_STRIDE, stats)
 
     def _windows(self, fmap: torch.Tensor, maps: Sequence[torch.Tensor], windows: tuple[int, ...],
