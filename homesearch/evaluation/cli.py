@@ -46,7 +46,8 @@ and --signals do not apply.
 Shopper photos: ``--queries ../shared/data/ikea/photos.jsonl`` (image queries; Hit@1 = R@1 there, as
 each photo has one relevant product). Without --index, --subset restricts only the queries: against a
 stack holding the whole catalog, ``--subset heldout`` scores the photos of held-out products against
-the full gallery.
+the full gallery. ``--region-mode off`` scores the photo query alone (what a scene-like photo gets
+without shop the look); the default ``auto`` is what a storefront gets.
 
 --index uploads the catalog (or the subset) to the ranking service first (homesearch index). The
 public API has no "collection" parameter: point it at a stack started with an empty index, or
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --implicit-material: the category must hold N products of another material")
     ap.add_argument("--index", action="store_true", help="index the catalog (or subset) into the ranking service first")
     ap.add_argument("--ranking-addr", default="127.0.0.1:50052", help="ranking service for --index (default %(default)s)")
+    ap.add_argument("--region-mode", choices=["auto", "on", "off"], default="auto",
+                    help="photo queries: auto = the service decides (a scene-like photo is searched region by region, "
+                         "led by the photo query when one product stands out), off = the photo query alone, on = "
+                         "regions always; text queries ignore it (default %(default)s)")
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--timeout-s", type=float, default=30.0)
     ap.add_argument("--text-field", default="text", help="query field holding the text (default %(default)s; e.g. text_en)")
@@ -194,7 +199,8 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
         implicit = {"queries": len(queries), "min_material_distractors": args.min_material_distractors}
     report: dict = {"gateway": args.gateway, "catalog": str(catalog_path), "queries": str(qpath), "subset": args.subset,
                     "split": args.split if split is not None else None, "stripped_attributes": args.strip_attribute,
-                    "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default"}
+                    "signals": args.signals or "service-default", "fusion_method": args.fusion_method or "service-default",
+                    "region_mode": args.region_mode}
     if implicit:
         report["implicit_material" if args.implicit_material else "implicit_colour"] = implicit
     if args.index:
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None, client_factory=None) -> int:
             t = time.perf_counter()
             try:
                 res = _search_with_retry(client, args.retries, text=q.get(args.text_field), image=image,
-                                         top_k=args.top_k, fusion=fusion, no_cache=True)
+                                         top_k=args.top_k, fusion=fusion, no_cache=True, region_mode=args.region_mode)
             except Exception as e:  # noqa: BLE001 - a failed query scores zero and is reported
                 errors[q["id"]] = str(e)[:200]
                 continue

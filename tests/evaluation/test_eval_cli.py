@@ -13,9 +13,11 @@ class _Res:
 class _FakeClient:
     def __init__(self):
         self.calls = []
+        self.region_modes = []
 
-    def search(self, text=None, image=None, top_k=10, fusion=None, no_cache=False):
+    def search(self, text=None, image=None, top_k=10, fusion=None, no_cache=False, region_mode="auto"):
         self.calls.append((text, fusion))
+        self.region_modes.append(region_mode)
         return _Res(["b", "a"] if text == "white bed" else ["x"])
 
     def close(self):
@@ -35,6 +37,23 @@ def test_eval_through_a_client(tmp_path, capsys):
     assert rep["metrics"]["recall@10"] == 0.5 and rep["metrics"]["mrr@10"] == 0.25
     f = fake.calls[0][1]
     assert (f.image_weight, f.text_weight, f.lexical_weight) == (1.0, 0.0, 0.0)
+
+
+def test_region_mode_reaches_every_photo_query_and_the_report(tmp_path, capsys):
+    cat = tmp_path / "catalog.jsonl"
+    cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
+    (tmp_path / "photos.jsonl").write_text(
+        json.dumps({"id": "p1", "image": "photos/1.jpg", "relevant": ["x"]}) + "\n"
+        + json.dumps({"id": "p2", "image": "photos/2.jpg", "relevant": ["a"]}) + "\n")
+    fake = _FakeClient()
+    argv = ["--catalog", str(cat), "--queries", str(tmp_path / "photos.jsonl"), "--json"]
+    assert main([*argv, "--region-mode", "off"], client_factory=lambda: fake) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert fake.region_modes == ["off", "off"] and rep["region_mode"] == "off"
+    assert rep["metrics"]["recall@1"] == 0.5
+    fake.region_modes.clear()
+    assert main(argv, client_factory=lambda: fake) == 0  # default: the service decides
+    assert fake.region_modes == ["auto", "auto"] and json.loads(capsys.readouterr().out)["region_mode"] == "auto"
 
 
 def test_fusion_default_is_none():
