@@ -24,9 +24,15 @@ class _FakeClient:
         pass
 
 
-def test_eval_through_a_client(tmp_path, capsys):
+def _catalog(tmp_path):
+    """A three-product catalog (ids a, b, x) in ``tmp_path``; returns its path."""
     cat = tmp_path / "catalog.jsonl"
     cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
+    return cat
+
+
+def test_eval_through_a_client(tmp_path, capsys):
+    cat = _catalog(tmp_path)
     (tmp_path / "queries.jsonl").write_text(
         json.dumps({"id": "q1", "text": "white bed", "relevant": ["a"]}) + "\n"
         + json.dumps({"id": "q2", "text": "red lamp", "relevant": ["c"]}) + "\n")
@@ -40,8 +46,7 @@ def test_eval_through_a_client(tmp_path, capsys):
 
 
 def test_region_mode_reaches_every_photo_query_and_the_report(tmp_path, capsys):
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
+    cat = _catalog(tmp_path)
     (tmp_path / "photos.jsonl").write_text(
         json.dumps({"id": "p1", "image": "photos/1.jpg", "relevant": ["x"]}) + "\n"
         + json.dumps({"id": "p2", "image": "photos/2.jpg", "relevant": ["a"]}) + "\n")
@@ -66,8 +71,7 @@ class _Retryable(Exception):
 
 
 def test_text_field_and_retry_of_rate_limited_queries(tmp_path, capsys):
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
+    cat = _catalog(tmp_path)
     qs = tmp_path / "zh.jsonl"
     qs.write_text(json.dumps({"id": "q1", "text": "白色床", "text_en": "white bed", "relevant": ["a"]}) + "\n"
                   + json.dumps({"id": "q2", "text": "红色灯", "relevant": ["c"]}) + "\n")
