@@ -224,6 +224,20 @@ def load_visual(directory: Path | None) -> VisualHead | None:
     return VisualHead(card, state["mean"], state["projection"], state.get("stats_mean"), state.get("stats_scale")).eval()
 
 
+def _mask_extent_numpy(pixels: torch.Tensor, white: int) -> tuple[Any, Any, int]:
+    """Rows and columns holding a pixel darker than ``white`` in some channel, and their count, of a
+    CPU (3, H, W) photo: numpy's reductions, ~3x torch's on a strided uint8 tensor."""
+    a = pixels.numpy()
+    mask = np.minimum(np.minimum(a[0], a[1]), a[2]) < white
+    return np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0)), int(np.count_nonzero(mask))
+
+
+def _mask_extent_torch(pixels: torch.Tensor, white: int) -> tuple[Any, Any, int]:
+    """The same as ``_mask_extent_numpy`` in torch, for photos decoded on the GPU."""
+    mask = pixels.amin(dim=0) < white
+    return torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten(), int(mask.sum())
+
+
 def foreground_box(pixels: torch.Tensor, white: int = FOREGROUND_WHITE,
                    margin: float = FOREGROUND_MARGIN) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the non-white pixels of a (3, H, W) [0, 255] photo, grown by
@@ -232,16 +246,8 @@ def foreground_box(pixels: torch.Tensor, white: int = FOREGROUND_WHITE,
     On the CPU the mask is reduced in numpy (0.7 vs 2.2 ms on a 500 px photo, same box): every
     ingested product and photo query pays this once."""
     _, h, w = pixels.shape
-    if pixels.device.type == "cpu":
-        a = pixels.numpy()
-        mask = np.minimum(np.minimum(a[0], a[1]), a[2]) < white
-        ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        count = int(np.count_nonzero(mask))
-    else:
-        tmask = pixels.amin(dim=0) < white
-        ys = torch.nonzero(tmask.any(dim=1)).flatten()
-        xs = torch.nonzero(tmask.any(dim=0)).flatten()
-        count = int(tmask.sum())
+    extent = _mask_extent_numpy if pixels.device.type == "cpu" else _mask_extent_torch
+    ys, xs, count = extent(pixels, white)
     if count < 16 or len(xs) == 0:
         return 0, 0, h, w
     y0, y1, x0, x1 = int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])
