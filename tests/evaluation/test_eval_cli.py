@@ -24,18 +24,21 @@ class _FakeClient:
         pass
 
 
+def _write_jsonl(path, rows):
+    """Writes ``rows`` as JSONL at ``path`` (catalogs and query sets of these tests); returns it."""
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
 def _catalog(tmp_path):
     """A three-product catalog (ids a, b, x) in ``tmp_path``; returns its path."""
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text("\n".join(json.dumps({"id": i, "title": f"T {i}"}) for i in "abx") + "\n")
-    return cat
+    return _write_jsonl(tmp_path / "catalog.jsonl", [{"id": i, "title": f"T {i}"} for i in "abx"])
 
 
 def test_eval_through_a_client(tmp_path, capsys):
     cat = _catalog(tmp_path)
-    (tmp_path / "queries.jsonl").write_text(
-        json.dumps({"id": "q1", "text": "white bed", "relevant": ["a"]}) + "\n"
-        + json.dumps({"id": "q2", "text": "red lamp", "relevant": ["c"]}) + "\n")
+    _write_jsonl(tmp_path / "queries.jsonl", [{"id": "q1", "text": "white bed", "relevant": ["a"]},
+                                              {"id": "q2", "text": "red lamp", "relevant": ["c"]}])
     fake = _FakeClient()
     assert main(["--catalog", str(cat), "--signals", "image", "--json"], client_factory=lambda: fake) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -47,11 +50,10 @@ def test_eval_through_a_client(tmp_path, capsys):
 
 def test_region_mode_reaches_every_photo_query_and_the_report(tmp_path, capsys):
     cat = _catalog(tmp_path)
-    (tmp_path / "photos.jsonl").write_text(
-        json.dumps({"id": "p1", "image": "photos/1.jpg", "relevant": ["x"]}) + "\n"
-        + json.dumps({"id": "p2", "image": "photos/2.jpg", "relevant": ["a"]}) + "\n")
+    photos = _write_jsonl(tmp_path / "photos.jsonl", [{"id": "p1", "image": "photos/1.jpg", "relevant": ["x"]},
+                                                      {"id": "p2", "image": "photos/2.jpg", "relevant": ["a"]}])
     fake = _FakeClient()
-    argv = ["--catalog", str(cat), "--queries", str(tmp_path / "photos.jsonl"), "--json"]
+    argv = ["--catalog", str(cat), "--queries", str(photos), "--json"]
     assert main([*argv, "--region-mode", "off"], client_factory=lambda: fake) == 0
     rep = json.loads(capsys.readouterr().out)
     assert fake.region_modes == ["off", "off"] and rep["region_mode"] == "off"
@@ -72,9 +74,8 @@ class _Retryable(Exception):
 
 def test_text_field_and_retry_of_rate_limited_queries(tmp_path, capsys):
     cat = _catalog(tmp_path)
-    qs = tmp_path / "zh.jsonl"
-    qs.write_text(json.dumps({"id": "q1", "text": "白色床", "text_en": "white bed", "relevant": ["a"]}) + "\n"
-                  + json.dumps({"id": "q2", "text": "红色灯", "relevant": ["c"]}) + "\n")
+    qs = _write_jsonl(tmp_path / "zh.jsonl", [{"id": "q1", "text": "白色床", "text_en": "white bed", "relevant": ["a"]},
+                                              {"id": "q2", "text": "红色灯", "relevant": ["c"]}])
     fake = _FakeClient()
     fails = {"n": 2}
     inner = fake.search
@@ -98,9 +99,8 @@ def test_text_field_and_retry_of_rate_limited_queries(tmp_path, capsys):
 
 
 def test_non_retryable_error_is_scored_as_a_miss(tmp_path, capsys):
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text(json.dumps({"id": "a", "title": "T a"}) + "\n")
-    (tmp_path / "queries.jsonl").write_text(json.dumps({"id": "q1", "text": "x", "relevant": ["a"]}) + "\n")
+    cat = _write_jsonl(tmp_path / "catalog.jsonl", [{"id": "a", "title": "T a"}])
+    _write_jsonl(tmp_path / "queries.jsonl", [{"id": "q1", "text": "x", "relevant": ["a"]}])
 
     class _Broken:
         def search(self, **kw):
@@ -120,8 +120,8 @@ def test_heldout_subset_reports_seen_and_unseen_types(tmp_path, capsys):
     split = make_split(cat, qs)
     held = [q for q in qs if split.query_part.get(q["id"]) in ("dev", "test")]
     assert held and any(split.query_seen_type[q["id"]] for q in held) and any(not split.query_seen_type[q["id"]] for q in held)
-    (tmp_path / "catalog.jsonl").write_text("\n".join(json.dumps(p) for p in cat) + "\n")
-    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in qs) + "\n")
+    _write_jsonl(tmp_path / "catalog.jsonl", cat)
+    _write_jsonl(tmp_path / "queries.jsonl", qs)
 
     class _Exact:
         def search(self, text=None, **kw):
@@ -145,9 +145,8 @@ def test_index_summary_does_not_break_json_report(tmp_path, capsys, monkeypatch)
         return 0
 
     monkeypatch.setattr(ingest_cli, "main", fake_index)
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text(json.dumps({"id": "a", "title": "T a"}) + "\n")
-    (tmp_path / "queries.jsonl").write_text(json.dumps({"id": "q1", "text": "white bed", "relevant": ["a"]}) + "\n")
+    cat = _write_jsonl(tmp_path / "catalog.jsonl", [{"id": "a", "title": "T a"}])
+    _write_jsonl(tmp_path / "queries.jsonl", [{"id": "q1", "text": "white bed", "relevant": ["a"]}])
     assert main(["--catalog", str(cat), "--index", "--json"], client_factory=_FakeClient) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["metrics"]["recall@10"] == 1.0 and "upserted 1" in err
@@ -156,9 +155,8 @@ def test_index_summary_does_not_break_json_report(tmp_path, capsys, monkeypatch)
 
 def test_implicit_material_runs_fused_text_and_photo_in_one_report(tmp_path, capsys):
     rows = [("w1", "A Chair", "oak"), ("m1", "B Chair", "chrome-plated"), ("w2", "C Table", "birch"), ("g2", "D Table", "clear glass")]
-    cat = tmp_path / "catalog.jsonl"
-    cat.write_text("\n".join(json.dumps({"id": i, "title": t, "category": t.split()[1], "attributes": {"color": c}})
-                             for i, t, c in rows) + "\n")
+    cat = _write_jsonl(tmp_path / "catalog.jsonl", [{"id": i, "title": t, "category": t.split()[1], "attributes": {"color": c}}
+                                                    for i, t, c in rows])
 
     class _ByWeights(_FakeClient):  # photo alone gets every query right, text alone none
         def search(self, text=None, image=None, top_k=10, fusion=None, no_cache=False):
