@@ -266,3 +266,56 @@ def test_block_stats_option_takes_lite0_blocks_only(capsys):
     with pytest.raises(SystemExit):
         vs.build_parser().parse_args(["--catalog", "c.jsonl", "--block-stats", "16"])
     assert "blocks 0..15" in capsys.readouterr().err
+
+
+def test_one_ahead_keeps_order_runs_in_one_worker_and_reraises():
+    """The synthesis runs a batch ahead in one worker thread: items keep their order, the source
+    never runs on two threads (its RNG draws stay in order), and its errors reach the caller."""
+    import threading
+
+    threads = []
+
+    def source():
+        for i in range(5):
+            threads.append(threading.current_thread().name)
+            yield i
+
+    assert list(vs._one_ahead(source())) == [0, 1, 2, 3, 4]
+    assert len(set(threads)) == 1 and threads[0] != threading.current_thread().name
+
+    def broken():
+        yield 1
+        raise ValueError("bad photo")
+
+    with pytest.raises(ValueError, match="bad photo"):
+        list(vs._one_ahead(broken()))
+
+
+def test_synth_regions_are_the_seeded_photos_in_draw_order(tmp_path):
+    """`synth_regions` (synthesis a batch ahead of the backbone) gives, for a seed, the regions of
+    exactly the photos one `random.Random(seed)` draws in order: per_product rounds over the
+    shuffled products, each on a drawn scene."""
+    colours = {"a": (200, 20, 20), "b": (20, 160, 40), "c": (30, 30, 200)}
+    for pid, c in colours.items():
+        _studio(c).save(tmp_path / f"{pid}.png")
+    products = [{"id": pid, "image": f"{pid}.png"} for pid in colours]
+    scenes = [Image.new("RGB", (500, 400), (90, 120, 60)), Image.new("RGB", (400, 500), (150, 140, 130))]
+
+    class MeanBackbone:  # stands in for Lite0: a 1280-channel map of the 14x14 grid from the pixels
+        def __call__(self, pixels):
+            x = np.stack([p.numpy() for p in pixels])
+            cells = x.reshape(len(x), 3, 14, 32, 14, 32).mean(axis=(3, 5))
+            return np.repeat(np.abs(cells), 427, axis=1)[:, :1280], []
+
+    got = vs.synth_regions(products, tmp_path, scenes, MeanBackbone(), per_product=2, seed=3, progress=False, batch=4)
+    rng = random.Random(3)
+    want_ids, want_photos = [], []
+    for _ in range(2):
+        order = list(products)
+        rng.shuffle(order)
+        for p in order:
+            s = synth.shopper_photo(Image.open(tmp_path / p["image"]), scenes[rng.randrange(2)], rng)
+            want_ids.append(p["id"])
+            want_photos.append(s.image)
+    assert got["ids"].tolist() == want_ids
+    np.testing.assert_array_equal(got["regs"], vs.photo_regions(want_photos, MeanBackbone()).astype(np.float16))

