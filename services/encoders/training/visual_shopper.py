@@ -83,7 +83,7 @@ class TrainConfig:
     split: str = "line"
     split_seed: int = 0
     scene_seed: int = 0
-    per_product: int = 3  # 2: -0.025 Hit@1; 4 (shipped visual-shop-66e46cf0, 12.5 min on 2 cores): docs/evaluation.md
+    per_product: int = 3  # 2: -0.025 Hit@1; 4: visual-shop-66e46cf0; 6: shipped visual-shop-f9997530 (10.5 min on 2 cores): docs/evaluation.md
     seed: int = 1  # the shipped visual-shop-a0d227b1 was trained with these defaults
     dim: int = 512
     shrinkage: float = 0.5
