@@ -1,6 +1,6 @@
 """Builds the hubness bank of shop the look: the window rows of the DEV scenes (float16).
 
-    python -m homesearch.evaluation.scene_bank --data ../shared/data/ikea
+    python -m homesearch.evaluation.scene_bank --data ../shared/data/ikea [--visual-dir DIR]
 
 Why only dev: the bank is what the correction learns from; held-out (test) scenes must not
 be in it, or the test number would be measured on scenes the system has seen. Same split as
@@ -8,8 +8,10 @@ be in it, or the test number would be measured on scenes the system has seen. Sa
 process (the served ONNX graph matches it to cosine > 0.999, ``onnx_export``), at the scene
 size and windows of ``services.encoders.models.scene_windows``; the file is named by the
 visual version (``services.ranking.scene_search.bank_path``), so a new descriptor needs a
-new bank. It also writes the mean text-space vector of the same dev windows (the centre of the
-window type term, ``scene_search.type_centre_path``, named by the image tower version).
+new bank: ``--visual-dir`` builds it for a candidate descriptor before it is shipped (default:
+the one the encoders serve, ``HOMESEARCH_VISUAL_DIR`` included). It also writes the mean
+text-space vector of the same dev windows (the centre of the window type term,
+``scene_search.type_centre_path``, named by the image tower version).
 """
 
 from __future__ import annotations
@@ -23,15 +25,22 @@ import numpy as np
 from homesearch.evaluation.journeys import part_of
 
 
-def dev_scene_rows(data: Path, batch: int = 4) -> tuple[str, np.ndarray, int, str, np.ndarray]:
+def dev_scene_rows(data: Path, visual_dir: Path | None = None,
+                   batch: int = 4) -> tuple[str, np.ndarray, int, str, np.ndarray]:
     """(visual version, (n_dev * 149, 512) rows, n_dev scenes, image version, (dim,) mean
-    text-space window vector) from the default image tower."""
+    text-space window vector) from the image tower the encoders serve, with ``visual_dir``'s
+    descriptor when given."""
+    import dataclasses
+
     import torch
 
     from services.encoders.models.preprocess import ImagePreprocessor
-    from services.encoders.models.spec import ModelSpec
+    from services.encoders.serving.config import TritonSettings
 
-    enc = ModelSpec().build_image()
+    spec = TritonSettings().model_spec()
+    if visual_dir is not None:
+        spec = dataclasses.replace(spec, visual_dir=visual_dir)
+    enc = spec.build_image()
     if enc.visual is None:
         raise SystemExit("the image tower has no visual head: no bank to build")
     pre = ImagePreprocessor(enc.pixel_spec, enc.device)
@@ -58,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder with scenes.jsonl and scenes/")
     ap.add_argument("--out-dir", type=Path, default=BANK_DIR)
+    ap.add_argument("--visual-dir", type=Path,
+                    help="visual descriptor directory (default: the served one, $HOMESEARCH_VISUAL_DIR included)")
     args = ap.parse_args(argv)
-    version, rows, n, image_version, centre = dev_scene_rows(args.data)
+    version, rows, n, image_version, centre = dev_scene_rows(args.data, args.visual_dir)
     path = bank_path(version, args.out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, rows.astype(np.float16))
