@@ -11,8 +11,8 @@ minutes: one encoder pass over the main photos, cached under --features, then se
 Labels: ``material_words.label_of_product`` (catalog ``color`` attribute first, then title, then
 description) of products whose text names a material. The shipped probe is fitted on the TRAIN
 products of the line split (seed 0) only; its L2 strength is chosen by 4-fold cross-validation
-*within* those train products, grouped by product line (three line-to-fold assignments averaged). Reported: accuracy and per-label
-precision / recall on the line split's held-out (dev + test) products, and, for a probe fitted
+*within* those train products, grouped by product line (three line-to-fold assignments averaged).
+Reported: accuracy and per-label precision / recall on the line split's held-out (dev + test) products, and, for a probe fitted
 on the type split's train products (reported, not shipped), on its held-out types.
 """
 
@@ -103,10 +103,10 @@ def choose_l2(x: np.ndarray, y: np.ndarray, groups: list[str], n_labels: int,
     """L2 strength with the best class-balanced accuracy over ``folds`` line-grouped folds of
     the training products (held-out products never take part), averaged over ``repeats``
     assignments of lines to folds, and the first assignment's out-of-fold logits at that
-    strength (for the temperature). Why repeats: one assignment's scores differ by less than
-    their spread between assignments (0.69-0.74 for one strength with ``visual-shop-f9997530``),
-    so a single one picked the grid's edge (L2 10) by 0.005, and that probe misread an acacia
-    bowl it was trained on as rattan."""
+    strength (for the temperature). Why repeats: under one assignment the strengths differ by
+    less than one strength differs between assignments (0.69-0.74 with ``visual-shop-f9997530``),
+    so a single assignment picked the grid's edge (L2 10) by 0.005, and that probe misread an
+    acacia bowl it was trained on as rattan."""
     import zlib
 
     scores, oof = {}, {}
