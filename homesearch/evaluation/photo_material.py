@@ -12,8 +12,9 @@ Labels: ``material_words.label_of_product`` (catalog ``color`` attribute first, 
 description) of products whose text names a material. The shipped probe is fitted on the TRAIN
 products of the line split (seed 0) only; its L2 strength is chosen by 4-fold cross-validation
 *within* those train products, grouped by product line (three line-to-fold assignments averaged).
-Reported: accuracy and per-label precision / recall on the line split's held-out (dev + test) products, and, for a probe fitted
-on the type split's train products (reported, not shipped), on its held-out types.
+Reported: accuracy and per-label precision / recall on the line split's held-out (dev + test)
+products, and, for a probe fitted on the type split's train products (reported, not shipped), on
+its held-out types.
 """
 
 from __future__ import annotations
