@@ -198,8 +198,11 @@ def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
         assert set(state["children"].values()) <= pids
         assert len(pids) >= 5
     finally:
+        if up.proc.poll() is None:  # two signals back to back (Ctrl-C, then a service manager's TERM)
+            up.proc.send_signal(signal.SIGINT)
         up.kill()
     assert up.proc.returncode == 0, up.output()[-3000:]
+    assert up.output().count("received: shutting down") == 1, up.output()[-3000:]
     deadline = time.monotonic() + 10
     while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -366,6 +366,8 @@ class Stack:
             raise StackError(str(exc)) from None
 
     def shutdown(self) -> None:
+        if self.sup.stop_reason:
+            self.say(f"{self.sup.stop_reason} received: shutting down")
         self.sup.stop_all()
         state = self.data_dir / "stack.json"
         if state.exists():
@@ -378,9 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args)
 
     def on_signal(signum, _frame):
-        if not stack.sup.stop_event.is_set():
-            stack.say(f"{signal.Signals(signum).name} received: shutting down")
-        stack.sup.stop_event.set()
+        stack.sup.request_stop(signal.Signals(signum).name)  # no printing in a handler (request_stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

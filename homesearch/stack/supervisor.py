@@ -302,6 +302,7 @@ class Supervisor:
         self._console_fn = console or self._print
         self.children: list[Child] = []
         self.stop_event = threading.Event()
+        self.stop_reason: str | None = None  # what asked for the stop first (request_stop)
         self.poll_s = poll_s
         self._one_offs: set[int] = set()
         self.subreaper = become_subreaper()
@@ -318,6 +319,15 @@ class Supervisor:
 
     def say(self, msg: str) -> None:
         self.console(f"[up] {msg}")
+
+    def request_stop(self, reason: str) -> None:
+        """Asks ``supervise`` to return; for signal handlers, so it prints nothing and takes no
+        console lock. A handler runs on the main thread, which may be inside ``console`` holding
+        that lock: a handler that printed deadlocked ``up`` when a second signal came during the
+        first one's line. The caller prints ``stop_reason`` later, outside the handler."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop_event.set()
 
     # -- ownership
     def _owned(self, pid: int) -> bool:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -165,3 +166,22 @@ def test_startup_failure_names_the_part_and_its_log(tmp_path: Path) -> None:
     with pytest.raises(SupervisorError, match=r"broken exited with code 7 during startup; log: .*broken.log(.|\n)*boom"):
         sup.start(spec)
     sup.stop_all()
+
+
+def test_request_stop_never_waits_for_the_console() -> None:
+    """`up`'s signal handler calls `request_stop` on the main thread, which may be inside
+    `console` holding its lock (a second SIGTERM arriving while the first one's line printed hung
+    `up` for good): it must neither print nor take that lock, and the first reason wins."""
+    lines: list[str] = []
+    sup = Supervisor(console=lines.append)
+    done = threading.Event()
+
+    def signal_during_a_console_line() -> None:
+        with sup._lock:  # the interrupted console() call holds it
+            sup.request_stop("SIGTERM")
+            sup.request_stop("SIGINT")
+        done.set()
+
+    threading.Thread(target=signal_during_a_console_line, daemon=True).start()
+    assert done.wait(5), "request_stop blocked on the console lock"
+    assert sup.stop_event.is_set() and sup.stop_reason == "SIGTERM" and lines == []
